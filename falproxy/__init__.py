@@ -1,0 +1,50 @@
+"""falproxy: a streaming, policy-enforcing server-side proxy for the fal.ai API.
+
+Browsers call fal through an app's own server, which checks each target URL against an
+allow-list and adds the ``FAL_KEY`` that the browser must never hold.
+"""
+
+from falproxy._version import __version__
+from falproxy.app import FalProxy
+from falproxy.config import ProxyConfig
+from falproxy.errors import (
+    BadRequest,
+    ConfigError,
+    EndpointNotAllowed,
+    InvalidTarget,
+    MethodNotAllowed,
+    MissingTarget,
+    PayloadTooLarge,
+    ProxyError,
+    Unauthorized,
+    UnsupportedMediaType,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from falproxy.keys import FalCredential
+from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.targets import ALLOWED_HOSTS, Target, parse_target
+
+__all__ = [
+    "ALLOWED_HOSTS",
+    "DEFAULT_ALLOWED_URLS",
+    "BadRequest",
+    "ConfigError",
+    "EndpointNotAllowed",
+    "FalCredential",
+    "FalProxy",
+    "InvalidTarget",
+    "MethodNotAllowed",
+    "MissingTarget",
+    "PayloadTooLarge",
+    "Policy",
+    "ProxyConfig",
+    "ProxyError",
+    "Target",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "__version__",
+    "parse_target",
+]

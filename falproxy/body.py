@@ -1,0 +1,84 @@
+"""Request bodies: what a declared body may be, and streaming one from ASGI with a cap.
+
+Bodies are never read whole (except the small token-minting one): they are relayed as
+they arrive, and counted so that a body without a ``Content-Length`` still stops at the
+cap. The framing rules are pure so that the WSGI adapters share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from falproxy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from falproxy.types import Receive
+
+
+class ClientDisconnected(Exception):
+    """The client went away while we were reading or relaying."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredBody:
+    """What the request's headers say about its body."""
+
+    length: int | None  # the validated Content-Length, or None when chunked
+    present: bool  # whether any body bytes may follow
+
+
+def declared_body(headers: Iterable[tuple[bytes, bytes]], max_bytes: int) -> DeclaredBody:
+    """Validate framing and type of the request body before anything is forwarded.
+
+    Raises 400 for ambiguous framing (RFC 9112 section 6.3: both length and chunked, or
+    several lengths), 413 for a declared length over the cap, 415 for a non-JSON body.
+    """
+    lengths = [value for name, value in headers if name == b"content-length"]
+    chunked = any(name == b"transfer-encoding" for name, _ in headers)
+    if len(lengths) > 1 or (lengths and chunked):
+        raise BadRequest("Ambiguous request body framing")
+    length = _parse_length(lengths[0]) if lengths else None
+    if length is not None and length > max_bytes:
+        raise PayloadTooLarge()
+    present = chunked or bool(length)
+    if present and not is_json_content_type(headers):
+        raise UnsupportedMediaType()
+    return DeclaredBody(length=length if not chunked else None, present=present)
+
+
+def _parse_length(raw: bytes) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("Invalid Content-Length")
+    return int(raw)
+
+
+def is_json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """``application/json`` (any parameters, any case), or a ``+json`` type."""
+    for name, value in headers:
+        if name == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json" or (
+                media_type.startswith(b"application/") and media_type.endswith(b"+json")
+            )
+    return False
+
+
+async def stream_body(receive: Receive, max_bytes: int) -> AsyncIterator[bytes]:
+    """Yield the request body as it arrives; 413 past ``max_bytes``."""
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge()
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The whole body, for the few small bodies the proxy must inspect."""
+    return b"".join([chunk async for chunk in stream_body(receive, max_bytes)])

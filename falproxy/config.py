@@ -1,0 +1,152 @@
+"""``ProxyConfig``: every setting of a proxy in one frozen value.
+
+Build it in code, or with :meth:`ProxyConfig.from_env`, the only place in falproxy that
+reads ``os.environ``. Everything is validated here, at start-up, so a bad setting stops
+the process with one clear line instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from falproxy.errors import ConfigError
+from falproxy.keys import FalCredential, credential_from_env
+from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.targets import ALLOWED_HOSTS
+
+DEFAULT_ROUTE = "/api/fal/proxy"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # generous for data-URI inputs; uploads go direct
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Sync `fal.run` calls answer only when inference ends, so waiting for headers is long.
+DEFAULT_UPSTREAM_TIMEOUT = 300.0
+# fal sends an SSE keep-alive every 15 s; a stream quiet for this long is dead.
+DEFAULT_STREAM_IDLE_TIMEOUT = 300.0
+DEFAULT_MAX_TOKEN_EXPIRATION = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """Settings of one proxy; immutable, validated on construction."""
+
+    credential: FalCredential | None = None
+    route: str = DEFAULT_ROUTE
+    allowed_urls: tuple[str, ...] = DEFAULT_ALLOWED_URLS
+    allowed_endpoints: tuple[str, ...] = ()
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
+    max_token_expiration: int = DEFAULT_MAX_TOKEN_EXPIRATION
+
+    def __post_init__(self) -> None:
+        if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
+            raise ConfigError("route must be an absolute path such as /api/fal/proxy")
+        _check_policy(self)
+        object.__setattr__(self, "upstreams", dict(self.upstreams))
+        for host, base in self.upstreams.items():
+            _check_upstream(host, base)
+        _check_positive("max_body_bytes", self.max_body_bytes)
+        _check_positive("max_token_expiration", self.max_token_expiration)
+        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout"):
+            _check_positive(name, getattr(self, name))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProxyConfig:
+        """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``."""
+        env = os.environ if env is None else env
+        settings: dict[str, object] = {"credential": credential_from_env(env)}
+        for name, (variable, parse) in _ENV_SETTINGS.items():
+            raw = env.get(variable)
+            if raw is not None and raw.strip():
+                settings[name] = parse(variable, raw)
+        return cls(**settings)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        """The effective settings for display, with the key masked."""
+        return {
+            "credential": self.credential.masked() if self.credential else None,
+            "route": self.route,
+            "allowed_urls": list(self.allowed_urls),
+            "allowed_endpoints": list(self.allowed_endpoints) or "all (no endpoint allow-list)",
+            "upstreams": dict(self.upstreams),
+            "max_body_bytes": self.max_body_bytes,
+            "connect_timeout": self.connect_timeout,
+            "upstream_timeout": self.upstream_timeout,
+            "stream_idle_timeout": self.stream_idle_timeout,
+            "max_token_expiration": self.max_token_expiration,
+        }
+
+
+def _check_policy(config: ProxyConfig) -> None:
+    try:
+        Policy(config.allowed_urls, config.allowed_endpoints, config.max_token_expiration)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid allow-list: {exc}") from None
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number")
+
+
+def _check_upstream(host: str, base: str) -> None:
+    if host not in ALLOWED_HOSTS:
+        known = ", ".join(sorted(ALLOWED_HOSTS))
+        raise ConfigError(f"upstream mapping for unknown host {host!r} (known: {known})")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"upstream for {host} must be an http(s) base URL, got {base!r}")
+    if parts.query or parts.fragment or base.endswith("/"):
+        raise ConfigError(f"upstream for {host} must have no query, fragment or trailing slash")
+
+
+def parse_list(variable: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks dropped."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def parse_upstreams(variable: str, raw: str | list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``HOST=BASE_URL`` pairs, comma-separated (or already split, from the CLI)."""
+    items = parse_list(variable, raw) if isinstance(raw, str) else tuple(raw)
+    mapping: dict[str, str] = {}
+    for item in items:
+        host, sep, base = item.partition("=")
+        if not sep or not host.strip() or not base.strip():
+            raise ConfigError(f"{variable}: expected HOST=BASE_URL, got {item!r}")
+        mapping[host.strip().lower()] = base.strip()
+    return mapping
+
+
+def _parse_int(variable: str, raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{variable} must be an integer") from None
+
+
+def _parse_seconds(variable: str, raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{variable} must be a number of seconds") from None
+
+
+def _parse_route(variable: str, raw: str) -> str:
+    return raw.strip()
+
+
+_ENV_SETTINGS = {
+    "route": ("FALPROXY_ROUTE", _parse_route),
+    "allowed_urls": ("FALPROXY_ALLOWED_URLS", parse_list),
+    "allowed_endpoints": ("FALPROXY_ALLOWED_ENDPOINTS", parse_list),
+    "upstreams": ("FALPROXY_UPSTREAMS", parse_upstreams),
+    "max_body_bytes": ("FALPROXY_MAX_BODY_BYTES", _parse_int),
+    "connect_timeout": ("FALPROXY_CONNECT_TIMEOUT", _parse_seconds),
+    "upstream_timeout": ("FALPROXY_UPSTREAM_TIMEOUT", _parse_seconds),
+    "stream_idle_timeout": ("FALPROXY_STREAM_IDLE_TIMEOUT", _parse_seconds),
+    "max_token_expiration": ("FALPROXY_MAX_TOKEN_EXPIRATION", _parse_int),
+}

@@ -1,0 +1,89 @@
+"""Which headers cross the proxy, in each direction.
+
+Requests: an allow-list. Only headers fal uses reach it, plus the server's key; the
+browser's ``Authorization`` and cookies never do (they are the app's own secrets, and
+forwarding ``Authorization`` would let any visitor spend their own key through us, which
+is the Node proxy's default). Responses: everything fal sent except hop-by-hop headers,
+because clients read ``x-fal-*``, ``content-type`` and friends.
+
+Headers are raw ASGI ``(name, value)`` byte pairs with lower-case names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from falproxy._version import __version__
+
+Headers = list[tuple[bytes, bytes]]
+
+# Request headers forwarded to fal besides x-fal-* (fal-protocol.md section 4 and 13).
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {b"content-type", b"accept", b"accept-encoding", b"user-agent", b"traceparent"}
+)
+# x-fal-* request headers carry options fal reads (priority, hints, timeouts, lifecycle).
+FAL_HEADER_PREFIX = b"x-fal-"
+# The target travels to the proxy only; the Node proxy leaks it upstream.
+TARGET_HEADER = b"x-fal-target-url"
+# RFC 9110 section 7.6.1 and RFC 9112: connection-specific, never forwarded by a proxy.
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Identifies the proxy to fal, like @fal-ai/server-proxy's header does.
+CLIENT_PROXY_HEADER = (b"x-fal-client-proxy", f"falproxy/{__version__}".encode())
+# Event streams must not be buffered by nginx or caches in front of us.
+EVENT_STREAM_HEADERS: Headers = [(b"x-accel-buffering", b"no"), (b"cache-control", b"no-cache")]
+
+
+def upstream_request_headers(
+    incoming: Iterable[tuple[bytes, bytes]],
+    authorization: bytes,
+    content_length: int | None,
+) -> Headers:
+    """The headers sent to fal: the allow-listed ones, our key and our identity.
+
+    ``content_length`` is the validated length of the body, or ``None`` to send it
+    chunked; the client's own ``Content-Length`` is never copied.
+    """
+    out: Headers = []
+    for name, value in incoming:
+        if name in FORWARDED_REQUEST_HEADERS or (
+            name.startswith(FAL_HEADER_PREFIX) and name != TARGET_HEADER
+        ):
+            out.append((name, value))
+    out.append((b"authorization", authorization))
+    out.append(CLIENT_PROXY_HEADER)
+    if content_length is not None:
+        out.append((b"content-length", str(content_length).encode()))
+    return out
+
+
+def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> tuple[Headers, bool]:
+    """The upstream's headers minus hop-by-hop ones, and whether it is an event stream.
+
+    Headers named in the upstream's ``Connection`` header are hop-by-hop too.
+    """
+    pairs = [(name.lower(), value) for name, value in upstream]
+    dropped = set(HOP_BY_HOP_HEADERS)
+    for name, value in pairs:
+        if name == b"connection":
+            dropped.update(token.strip().lower() for token in value.split(b","))
+    out = [(name, value) for name, value in pairs if name not in dropped]
+    is_event_stream = any(
+        name == b"content-type" and value.lower().startswith(b"text/event-stream")
+        for name, value in out
+    )
+    if is_event_stream:
+        out = [(n, v) for n, v in out if n not in (b"cache-control", b"x-accel-buffering")]
+        out.extend(EVENT_STREAM_HEADERS)
+    return out, is_event_stream

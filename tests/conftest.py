@@ -1,0 +1,125 @@
+"""Live-server fixtures: uvicorn on loopback ports, the fake fal, and a secret scan.
+
+Every live test talks to real sockets: the proxy and the fake each run in a uvicorn
+server on their own 127.0.0.1 port, in a background thread with its own event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from falproxy import FalCredential, FalProxy, ProxyConfig
+from falproxy.fake import create_fake_app
+
+TEST_KEY = "test-key-id:test-key-secret"
+TEST_KEY_SECRET = "test-key-secret"
+FAKE_SPEED = 0.05
+
+
+@contextmanager
+def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port; yields its base URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan=lifespan,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn failed to start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def fake_upstreams(fake_url: str) -> dict[str, str]:
+    return {
+        "fal.run": f"{fake_url}/run",
+        "queue.fal.run": f"{fake_url}/queue",
+        "rest.fal.ai": f"{fake_url}/rest",
+    }
+
+
+@pytest.fixture(scope="session")
+def fake_url() -> Iterator[str]:
+    """The fake fal on its own port, accepting only TEST_KEY."""
+    with serve(create_fake_app(speed=FAKE_SPEED, expected_key=TEST_KEY)) as url:
+        yield url
+
+
+@pytest.fixture
+def fake(fake_url: str) -> Iterator[httpx.Client]:
+    """A client for the fake's introspection endpoints, with its state reset."""
+    with httpx.Client(base_url=fake_url) as client:
+        client.post("/__fake__/reset").raise_for_status()
+        yield client
+
+
+def proxy_config(fake_url: str, **overrides: Any) -> ProxyConfig:
+    settings: dict[str, Any] = {
+        "credential": FalCredential(TEST_KEY),
+        "upstreams": fake_upstreams(fake_url),
+        **overrides,
+    }
+    return ProxyConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def proxy_url(fake_url: str) -> Iterator[str]:
+    """falproxy with default policy, in front of the fake."""
+    with serve(FalProxy(proxy_config(fake_url, upstream_timeout=5.0))) as url:
+        yield url
+
+
+@pytest.fixture
+def client(proxy_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=proxy_url, timeout=30) as http:
+        yield http
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_logs() -> Iterator[_Collector]:
+    """Every log line of every test is scanned for the key."""
+    collector = _Collector()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield collector
+    finally:
+        root.removeHandler(collector)
+        root.setLevel(previous)
+    leaked = [line for line in collector.lines if TEST_KEY_SECRET in line]
+    assert not leaked, "the fal key appeared in a log line"

@@ -1,0 +1,131 @@
+"""The `falproxy` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+FALPROXY = str(Path(sys.executable).parent / "falproxy")
+RUN = {"x-fal-target-url": "https://fal.run/fal-ai/flux/dev", "content-type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [FALPROXY, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FALPROXY, *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_serve_without_key_refuses_and_names_both_remedies() -> None:
+    completed = run(["serve", "--port", str(free_port())], clean_env())
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "FAL_KEY" in lines[0] and "--fake" in lines[0]
+
+
+def test_serve_fake_answers_a_run_and_its_image_downloads() -> None:
+    port = free_port()
+    with running(
+        ["serve", "--fake", "--port", str(port), "--fake-speed", "0.05"], clean_env(), port
+    ) as base:
+        response = httpx.post(f"{base}/api/fal/proxy", headers=RUN, json={"prompt": "a fox"})
+        assert response.status_code == 200
+        image = response.json()["images"][0]
+        downloaded = httpx.get(image["url"])
+        assert downloaded.status_code == 200
+        assert downloaded.content.startswith(b"\x89PNG")
+
+
+def test_fake_auto_uses_real_fal_when_a_key_is_set() -> None:
+    port = free_port()
+    fake_port = free_port()
+    env = clean_env(FAL_KEY="test-id:test-secret")
+    with (
+        running(
+            [
+                "fake",
+                "--port",
+                str(fake_port),
+                "--speed",
+                "0.05",
+                "--expected-key",
+                "test-id:test-secret",
+            ],
+            env,
+            fake_port,
+        ) as fake,
+        running(
+            ["serve", "--fake=auto", "--port", str(port), "--upstream", f"fal.run={fake}/run"],
+            env,
+            port,
+        ) as base,
+    ):
+        response = httpx.post(f"{base}/api/fal/proxy", headers=RUN, json={"prompt": "x"})
+        assert response.status_code == 200
+        assert "/_fake/" not in response.json()["images"][0]["url"]
+
+
+def test_check_prints_masked_config() -> None:
+    completed = run(["check"], clean_env(FAL_KEY="abcdefghijklmnopqrst:verysecretpart"))
+    assert completed.returncode == 0
+    report = json.loads(completed.stdout)
+    assert "verysecretpart" not in completed.stdout
+    assert report["config"]["route"] == "/api/fal/proxy"
+    assert any("endpoint allow-list" in warning for warning in report["warnings"])
+
+
+def test_bad_configuration_is_one_line_exit_2() -> None:
+    env = clean_env(FAL_KEY="id:secret", FALPROXY_UPSTREAMS="evil.example=http://127.0.0.1:1")
+    for args in (["check"], ["serve", "--port", str(free_port())]):
+        completed = run(args, env)
+        assert completed.returncode == 2
+        assert len(completed.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in completed.stderr
+
+
+def test_key_with_trailing_newline_is_refused_without_printing_it() -> None:
+    completed = run(["check"], clean_env(FAL_KEY="id:topsecretvalue\n"))
+    assert completed.returncode == 2
+    assert "topsecretvalue" not in completed.stderr + completed.stdout

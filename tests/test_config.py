@@ -1,0 +1,63 @@
+"""ProxyConfig: built in code or from the environment, validated at construction."""
+
+from __future__ import annotations
+
+import pytest
+
+from falproxy import DEFAULT_ALLOWED_URLS, ConfigError, ProxyConfig
+
+
+def test_defaults() -> None:
+    config = ProxyConfig()
+    assert config.route == "/api/fal/proxy"
+    assert config.allowed_urls == DEFAULT_ALLOWED_URLS
+    assert config.allowed_endpoints == ()
+
+
+def test_from_env() -> None:
+    config = ProxyConfig.from_env(
+        {
+            "FAL_KEY": "id:secret",
+            "FALPROXY_ALLOWED_ENDPOINTS": "fal-ai/flux/**, fal-ai/fast-sdxl",
+            "FALPROXY_UPSTREAMS": "fal.run=http://127.0.0.1:9000/run,"
+            "queue.fal.run=http://127.0.0.1:9000/queue",
+            "FALPROXY_MAX_BODY_BYTES": "1024",
+            "FALPROXY_UPSTREAM_TIMEOUT": "2.5",
+            "FALPROXY_STREAM_IDLE_TIMEOUT": "30",
+            "FALPROXY_ROUTE": "/fal",
+        }
+    )
+    assert config.allowed_endpoints == ("fal-ai/flux/**", "fal-ai/fast-sdxl")
+    assert config.upstreams == {
+        "fal.run": "http://127.0.0.1:9000/run",
+        "queue.fal.run": "http://127.0.0.1:9000/queue",
+    }
+    assert config.max_body_bytes == 1024
+    assert config.upstream_timeout == 2.5
+    assert config.stream_idle_timeout == 30
+    assert config.route == "/fal"
+
+
+def test_describe_masks_the_key() -> None:
+    config = ProxyConfig.from_env({"FAL_KEY": "abcdefghijklmnop:supersecretvalue"})
+    assert "supersecretvalue" not in str(config.describe())
+    assert "supersecretvalue" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FALPROXY_UPSTREAMS": "evil.example=http://127.0.0.1:1"},
+        {"FALPROXY_UPSTREAMS": "fal.run"},
+        {"FALPROXY_UPSTREAMS": "fal.run=ftp://127.0.0.1/x"},
+        {"FALPROXY_UPSTREAMS": "fal.run=http://127.0.0.1/x?y=1"},
+        {"FALPROXY_MAX_BODY_BYTES": "ten"},
+        {"FALPROXY_MAX_BODY_BYTES": "0"},
+        {"FALPROXY_UPSTREAM_TIMEOUT": "-1"},
+        {"FALPROXY_ALLOWED_URLS": "fal.run/{a,b}"},
+        {"FALPROXY_ROUTE": "no-slash"},
+    ],
+)
+def test_bad_settings_fail_at_start_up(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        ProxyConfig.from_env(env)

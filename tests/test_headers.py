@@ -1,0 +1,58 @@
+"""Header rules in both directions."""
+
+from __future__ import annotations
+
+from falproxy.headers import client_response_headers, upstream_request_headers
+
+
+def test_request_allow_list() -> None:
+    incoming = [
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json"),
+        (b"authorization", b"Bearer app-session"),
+        (b"cookie", b"sid=1"),
+        (b"x-fal-target-url", b"https://fal.run/a/b"),
+        (b"x-fal-queue-priority", b"low"),
+        (b"x-forwarded-for", b"10.0.0.1"),
+        (b"content-length", b"99"),
+        (b"traceparent", b"00-abc-def-01"),
+    ]
+    out = dict(upstream_request_headers(incoming, b"Key k", 12))
+    assert out[b"authorization"] == b"Key k"
+    assert out[b"content-length"] == b"12"
+    assert out[b"x-fal-queue-priority"] == b"low"
+    assert out[b"traceparent"] == b"00-abc-def-01"
+    assert b"cookie" not in out
+    assert b"x-fal-target-url" not in out
+    assert b"x-forwarded-for" not in out
+    assert out[b"x-fal-client-proxy"].startswith(b"falproxy/")
+
+
+def test_chunked_request_has_no_length() -> None:
+    out = dict(upstream_request_headers([(b"content-length", b"5")], b"Key k", None))
+    assert b"content-length" not in out
+
+
+def test_response_drops_hop_by_hop_keeps_fal_headers() -> None:
+    upstream = [
+        (b"Content-Type", b"application/json"),
+        (b"Connection", b"keep-alive, x-private"),
+        (b"x-private", b"1"),
+        (b"transfer-encoding", b"chunked"),
+        (b"x-fal-request-id", b"rid"),
+        (b"x-fal-request-timeout-type", b"user"),
+    ]
+    out, is_stream = client_response_headers(upstream)
+    names = [name for name, _ in out]
+    assert not is_stream
+    assert names == [b"content-type", b"x-fal-request-id", b"x-fal-request-timeout-type"]
+
+
+def test_event_stream_gets_no_buffering_headers() -> None:
+    out, is_stream = client_response_headers(
+        [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"max-age=9")]
+    )
+    assert is_stream
+    assert (b"x-accel-buffering", b"no") in out
+    assert (b"cache-control", b"no-cache") in out
+    assert (b"cache-control", b"max-age=9") not in out
