@@ -39,6 +39,10 @@ HOP_BY_HOP_HEADERS = frozenset(
         b"upgrade",
     }
 )
+# Set by whichever server answers the client; the upstream's copies would be duplicates.
+SERVER_OWN_HEADERS = frozenset({b"date", b"server"})
+# Upstream cookies are for fal's domain, never for the app's; they are not relayed.
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | SERVER_OWN_HEADERS | {b"set-cookie"}
 # Identifies the proxy to fal, like @fal-ai/server-proxy's header does.
 CLIENT_PROXY_HEADER = (b"x-fal-client-proxy", f"falproxy/{__version__}".encode())
 # Event streams must not be buffered by nginx or caches in front of us.
@@ -69,12 +73,13 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> tuple[Headers, bool]:
-    """The upstream's headers minus hop-by-hop ones, and whether it is an event stream.
+    """The upstream's headers minus dropped ones, and whether it is an event stream.
 
-    Headers named in the upstream's ``Connection`` header are hop-by-hop too.
+    Dropped: hop-by-hop headers (and those named in ``Connection``), ``Date`` and ``Server``
+    (the answering server sets its own), and ``Set-Cookie``.
     """
     pairs = [(name.lower(), value) for name, value in upstream]
-    dropped = set(HOP_BY_HOP_HEADERS)
+    dropped = set(DROPPED_RESPONSE_HEADERS)
     for name, value in pairs:
         if name == b"connection":
             dropped.update(token.strip().lower() for token in value.split(b","))

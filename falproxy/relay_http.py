@@ -37,8 +37,9 @@ class RelayResult:
     bytes_up: int = 0
     bytes_down: int = 0
     first_byte_seconds: float | None = None
-    outcome: str = "ok"  # ok | client_gone | upstream_error
+    outcome: str = "ok"  # ok | client_gone | upstream_error | refused
     request_id: str | None = None
+    complete: bool = False  # the whole response reached the client
 
 
 class UpstreamClient:
@@ -95,7 +96,7 @@ async def relay_http(
     receive: Receive,
     send: Send,
     header_timeout: float,
-) -> RelayResult:
+) -> None:
     """Send ``request`` upstream and stream its response to the ASGI ``send``.
 
     Raises ``ProxyError`` (502/504) only before the response has started; after that,
@@ -103,15 +104,19 @@ async def relay_http(
     sees a truncated body rather than a falsely complete one.
     """
     started = time.perf_counter()
+    failure: Exception | None = None
     async with anyio.create_task_group() as group:
         group.start_soon(_watch_disconnect, receive, body_done, group.cancel_scope, result)
         try:
             response = await _open(upstream, request, header_timeout)
             result.first_byte_seconds = time.perf_counter() - started
             await _stream_response(response, send, result)
+        except Exception as exc:  # re-raised below, outside the task group's ExceptionGroup
+            failure = exc
         finally:
             group.cancel_scope.cancel()
-    return result
+    if failure is not None:
+        raise failure
 
 
 async def _open(
@@ -142,6 +147,7 @@ async def _stream_response(response: httpx.Response, send: Send, result: RelayRe
             result.outcome = "upstream_error"
             logger.warning("upstream broke off a response after %d bytes", result.bytes_down)
             return  # leave the response incomplete: the server aborts the connection
+        result.complete = True  # before the last send, which may wake the watcher at once
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         with anyio.CancelScope(shield=True):
@@ -156,8 +162,9 @@ async def _watch_disconnect(
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            result.outcome = "client_gone"
-            scope.cancel()
+            if not result.complete:  # servers also report a disconnect after a full response
+                result.outcome = "client_gone"
+                scope.cancel()
             return
 
 

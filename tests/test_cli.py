@@ -34,13 +34,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def running(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     process = subprocess.Popen(
-        [FALPROXY, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [FALPROXY, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
-            assert process.poll() is None, process.communicate()[1]
+            if process.poll() is not None:
+                raise AssertionError(process.communicate()[1])
             try:
                 httpx.get(f"{base}/healthz", timeout=1)
                 break
@@ -50,7 +51,8 @@ def running(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        _, stderr = process.communicate(timeout=10)
+        assert "Traceback" not in stderr
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

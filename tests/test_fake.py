@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import inspect
 import json
+import logging
 import ssl
 import struct
 import threading
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp
 
 import falproxy.fake
 from falproxy.fake import create_fake_app
+from falproxy.fake.server import RedactTokens
 
 KEY = "test-key-id:test-key-secret"
 AUTH = {"authorization": f"Key {KEY}"}
@@ -169,6 +172,17 @@ def test_public_names_are_pinned() -> None:
     assert falproxy.fake.__all__ == ["create_fake_app", "run_fake"]
 
 
+def test_run_fake_binds_loopback_by_default() -> None:
+    assert inspect.signature(falproxy.fake.run_fake).parameters["host"].default == "127.0.0.1"
+
+
+def test_access_log_redacts_tokens() -> None:
+    args = ("1.2.3.4:5", "GET", "/run/a/b?fal_jwt_token=abc.def.ghi&x=1", "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s %s %s %s %d", args, None)
+    assert RedactTokens().filter(record)
+    assert record.getMessage() == "1.2.3.4:5 GET /run/a/b?fal_jwt_token=***&x=1 1.1 200"
+
+
 @pytest.mark.parametrize("speed", [-1.0, float("nan")])
 def test_rejects_bad_speed(speed: float) -> None:
     with pytest.raises(ValueError):
@@ -227,6 +241,7 @@ async def test_run_refuses_missing_or_wrong_keys(
     assert isinstance(response.json()["detail"], str)
     assert "wrong-key" not in response.text and KEY not in response.text
     uuid.UUID(response.headers["x-fal-request-id"])
+    assert (await stats(anon))["last_request"]["authorized"] is False
 
 
 @pytest.mark.parametrize(
@@ -236,7 +251,7 @@ async def test_run_refuses_missing_or_wrong_keys(
 async def test_error_scenarios_use_fal_error_shapes(
     fal: httpx.AsyncClient, endpoint: str, status: int, error_type: str
 ) -> None:
-    response = await fal.post(f"/run/{endpoint}", json={"prompt": "x"})
+    response = await fal.post(f"/run/{endpoint}", json={})  # fails even without a prompt
     assert response.status_code == status
     assert response.json()["error_type"] == error_type
     assert response.headers["x-fal-error-type"] == error_type

@@ -56,3 +56,10 @@ def test_event_stream_gets_no_buffering_headers() -> None:
     assert (b"x-accel-buffering", b"no") in out
     assert (b"cache-control", b"no-cache") in out
     assert (b"cache-control", b"max-age=9") not in out
+
+
+def test_response_drops_server_own_headers_and_cookies() -> None:
+    out, _ = client_response_headers(
+        [(b"date", b"x"), (b"server", b"fal"), (b"set-cookie", b"a=b"), (b"etag", b"1")]
+    )
+    assert out == [(b"etag", b"1")]

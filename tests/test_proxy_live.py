@@ -56,7 +56,11 @@ def test_health(client: httpx.Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_sync_run(client: httpx.Client) -> None:
+def access_lines(collector: object) -> list[str]:
+    return [line for line in collector.lines if "outcome=" in line]  # type: ignore[attr-defined]
+
+
+def test_sync_run(client: httpx.Client, no_key_in_logs: object) -> None:
     response = client.post(
         ROUTE, headers=target("https://fal.run/fal-ai/flux/dev"), json={"prompt": "a fox"}
     )
@@ -65,6 +69,8 @@ def test_sync_run(client: httpx.Client) -> None:
     image = response.json()["images"][0]
     assert {"url", "width", "height", "content_type"} <= image.keys()
     assert_no_key(response)
+    wait_for(lambda: access_lines(no_key_in_logs))
+    assert "app=fal-ai/flux/dev status=200 outcome=ok" in access_lines(no_key_in_logs)[-1]
 
 
 def test_validation_error_passes_through(client: httpx.Client) -> None:
@@ -150,7 +156,9 @@ def test_model_stream_endpoint(client: httpx.Client) -> None:
     assert "images" in events[-1]
 
 
-def test_client_disconnect_closes_upstream(client: httpx.Client, fake: httpx.Client) -> None:
+def test_client_disconnect_closes_upstream(
+    client: httpx.Client, fake: httpx.Client, no_key_in_logs: object
+) -> None:
     url = "https://fal.run/fake/slow-stream?events=50&interval=0.2"
     with client.stream("POST", ROUTE, headers=target(url), json={}) as response:
         for line in response.iter_lines():
@@ -160,6 +168,7 @@ def test_client_disconnect_closes_upstream(client: httpx.Client, fake: httpx.Cli
     # Leaving the block closes our connection mid-stream.
     wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0)
     assert fake.get("/__fake__/stats").json()["disconnected_streams"] >= 1
+    wait_for(lambda: "outcome=client_gone" in " ".join(access_lines(no_key_in_logs)))
 
 
 def test_redirect_is_returned_not_followed(client: httpx.Client) -> None:

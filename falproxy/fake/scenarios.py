@@ -82,9 +82,11 @@ def scenario_failure(scenario: str) -> Outcome | None:
 
 
 def outcome_for(endpoint: EndpointId, payload: Input, base_url: str) -> Outcome:
-    """Run the fake model: validate, apply the scenario, build the output."""
+    """Run the fake model. Error scenarios fail whatever the input; others validate it."""
+    forced = scenario_failure(scenario_of(endpoint))
+    if forced is not None:
+        return forced
     try:
-        output = image_output(payload, base_url)
+        return Outcome(200, image_output(payload, base_url))
     except InputError as problems:
         return validation_failure(problems)
-    return scenario_failure(scenario_of(endpoint)) or Outcome(200, output)

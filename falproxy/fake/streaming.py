@@ -2,8 +2,9 @@
 
 Starlette's ``StreamingResponse`` stops a generator on disconnect by cancelling the task that
 iterates it, which can leave the generator suspended at a ``yield`` and finalised later by the
-garbage collector. This ASGI response iterates in its own task, watches ``http.disconnect``
-itself and always closes the generator before counting the stream as ended, so
+garbage collector. This response watches ``http.disconnect`` in a side task, stops its own
+loop when the client leaves and always closes the generator before counting the stream as
+ended, so
 ``/__fake__/stats`` is right the moment a proxy tears a stream down. Each chunk is sent as one
 ASGI body message, which keeps every SSE event in one write.
 """
