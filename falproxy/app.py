@@ -24,6 +24,7 @@ from falproxy.errors import (
     NotFound,
     ProxyError,
 )
+from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
@@ -32,7 +33,6 @@ from falproxy.types import Receive, Scope, Send
 from falproxy.upstreams import UpstreamMap
 
 logger = logging.getLogger("falproxy")
-access_logger = logging.getLogger("falproxy.access")
 
 # The methods fal's clients use (fal-protocol.md section 13); DELETE is harmless.
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
@@ -136,7 +136,7 @@ class FalProxy:
         except ClientDisconnected:
             result.outcome = "client_gone"
         finally:
-            log_access(method, app_id, result, time.perf_counter() - started)
+            log_event(http_event(method, app_id, result, time.perf_counter() - started))
 
     async def _body(
         self,
@@ -212,15 +212,16 @@ async def send_error(send: Send, error: ProxyError) -> None:
     await send({"type": "http.response.body", "body": error.body()})
 
 
-def log_access(method: str, app_id: str | None, result: RelayResult, seconds: float) -> None:
-    """One line per call; no URL query, header value or key ever goes in it."""
-    access_logger.info(
-        "%s app=%s status=%s outcome=%s up=%d down=%d ms=%.1f",
-        method,
-        app_id or "-",
-        result.status or "-",
-        result.outcome,
-        result.bytes_up,
-        result.bytes_down,
-        seconds * 1000,
+def http_event(method: str, app_id: str | None, result: RelayResult, seconds: float) -> ProxyEvent:
+    return ProxyEvent(
+        kind="http",
+        method=method,
+        app_id=app_id,
+        status=result.status,
+        outcome=result.outcome,
+        bytes_up=result.bytes_up,
+        bytes_down=result.bytes_down,
+        duration_seconds=seconds,
+        first_byte_seconds=result.first_byte_seconds,
+        request_id=result.request_id,
     )
