@@ -25,7 +25,12 @@ GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
 # Every example, under every server its docs name: {name: argv after "python -m"}.
 SERVERS: dict[str, list[str]] = {
     "fastapi-uvicorn": ["uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"],
-    "django-uvicorn": ["uvicorn", "examples.django_project.asgi:application", "--host", "127.0.0.1"],
+    "django-uvicorn": [
+        "uvicorn",
+        "examples.django_project.asgi:application",
+        "--host",
+        "127.0.0.1",
+    ],
     "django-gunicorn": ["gunicorn", *GTHREAD, "examples.django_project.wsgi:application"],
     "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
