@@ -35,6 +35,8 @@ SERVERS: dict[str, list[str]] = {
     "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
 }
+# Not an example: the standalone server, for comparisons (it serves /healthz, not "/").
+EXTRA_SERVERS = {"standalone": ["uvicorn", "--factory", "falproxy.server:app_from_env"]}
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
 ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
 START_TIMEOUT = 30.0
@@ -48,7 +50,7 @@ def free_port() -> int:
 
 
 def argv(name: str, port: int) -> list[str]:
-    args = [sys.executable, "-m", *SERVERS[name]]
+    args = [sys.executable, "-m", *(SERVERS | EXTRA_SERVERS)[name]]
     if args[2] == "gunicorn":
         return [*args[:3], "--bind", f"127.0.0.1:{port}", *args[3:]]
     return [*args, "--port", str(port)]
@@ -68,7 +70,9 @@ def example_env(fake_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def run_example(name: str, fake_url: str, **extra_env: str) -> Iterator[str]:
+def run_example(
+    name: str, fake_url: str, *, ready_path: str = "/", **extra_env: str
+) -> Iterator[str]:
     """Start the example server ``name``; yields its base URL; checks its output for the key."""
     port = free_port()
     with tempfile.TemporaryFile() as output:
@@ -82,7 +86,7 @@ def run_example(name: str, fake_url: str, **extra_env: str) -> Iterator[str]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_until_up(process, url, output)
+            _wait_until_up(process, url + ready_path, output)
             yield url
         finally:
             process.terminate()
@@ -103,7 +107,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, output: object) -
             output.seek(0)  # type: ignore[attr-defined]
             raise RuntimeError(f"server exited: {output.read().decode()[-2000:]}")  # type: ignore[attr-defined]
         try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
