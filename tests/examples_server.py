@@ -71,9 +71,17 @@ def example_env(fake_url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def run_example(
-    name: str, fake_url: str, *, ready_path: str = "/", **extra_env: str
+    name: str,
+    fake_url: str,
+    *,
+    ready_path: str = "/",
+    output_sink: list[str] | None = None,
+    **extra_env: str,
 ) -> Iterator[str]:
-    """Start the example server ``name``; yields its base URL; checks its output for the key."""
+    """Start the example server ``name``; yields its base URL; checks its output for the key.
+
+    The server's whole output is appended to ``output_sink`` once it has stopped.
+    """
     port = free_port()
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
@@ -97,6 +105,8 @@ def run_example(
                 process.wait(timeout=10)
             output.seek(0)
             log = output.read().decode("utf-8", errors="replace")
+            if output_sink is not None:
+                output_sink.append(log)
         assert TEST_KEY_SECRET not in log, f"{name} printed the fal key"
 
 

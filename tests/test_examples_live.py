@@ -155,3 +155,13 @@ def test_client_disconnect_closes_upstream(client: httpx.Client, fake: httpx.Cli
     wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0)
     stats = fake.get("/__fake__/stats").json()
     assert stats["disconnected_streams"] >= 1
+
+
+@pytest.mark.parametrize("name", ["django-uvicorn", "fastapi-uvicorn"])
+def test_asgi_examples_give_the_proxy_its_lifespan(fake_url: str, name: str) -> None:
+    """Django refuses lifespan and a mount never gets one: the helpers pass it on."""
+    output: list[str] = []
+    with run_example(name, fake_url, output_sink=output):
+        pass
+    assert "upstream mapped: fal.run ->" in output[0]
+    assert "lifespan" not in output[0].lower() or "unsupported" not in output[0].lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import httpx
 
@@ -53,7 +54,9 @@ def test_body_over_cap_is_413(fake_url: str) -> None:
     proxy.close()
 
 
-def test_closing_an_unread_body_closes_the_upstream(fake_url: str, fake: httpx.Client) -> None:
+def test_closing_an_unread_body_closes_the_upstream(
+    fake_url: str, fake: httpx.Client, no_key_in_logs: Any
+) -> None:
     proxy = SyncFalProxy(proxy_config(fake_url))
     headers = [
         (b"x-fal-target-url", b"https://fal.run/fake/slow-stream?events=100&interval=0.1"),
@@ -69,4 +72,7 @@ def test_closing_an_unread_body_closes_the_upstream(fake_url: str, fake: httpx.C
     while fake.get("/__fake__/stats").json()["open_streams"] and time.monotonic() < end:
         time.sleep(0.05)
     assert fake.get("/__fake__/stats").json()["open_streams"] == 0
+    access = [line for line in no_key_in_logs.lines if "outcome=" in line]
+    assert len(access) == 1
+    assert "app=fake/slow-stream status=200 outcome=client_gone" in access[0]
     proxy.close()
