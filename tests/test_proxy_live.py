@@ -161,9 +161,8 @@ def test_client_disconnect_closes_upstream(
 ) -> None:
     url = "https://fal.run/fake/slow-stream?events=50&interval=0.2"
     with client.stream("POST", ROUTE, headers=target(url), json={}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                break
+        lines = response.iter_lines()  # kept: closing it would close the connection at once
+        assert next(line for line in lines if line.startswith("data:"))
         wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 1)
     # Leaving the block closes our connection mid-stream.
     wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0)
