@@ -31,6 +31,12 @@ SERVERS: dict[str, list[str]] = {
         "--host",
         "127.0.0.1",
     ],
+    "django-uvicorn-view": [
+        "uvicorn",
+        "examples.django_project.asgi:django_application",
+        "--host",
+        "127.0.0.1",
+    ],
     "django-gunicorn": ["gunicorn", *GTHREAD, "examples.django_project.wsgi:application"],
     "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],

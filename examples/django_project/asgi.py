@@ -13,4 +13,8 @@ from falproxy.integrations.django import fal_proxy_asgi
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
 
-application = fal_proxy_asgi(get_asgi_application(), FalProxy(ProxyConfig.from_env()))
+django_application = get_asgi_application()
+application = fal_proxy_asgi(django_application, FalProxy(ProxyConfig.from_env()))
+# Without the dispatcher (``...asgi:django_application``), the urls.py view serves the
+# proxy: it streams responses too, but Django reads request bodies whole and refuses
+# WebSockets.

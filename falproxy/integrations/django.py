@@ -8,16 +8,19 @@ upstream call, and the dispatcher gives the proxy the lifespan Django does not h
     # asgi.py
     application = fal_proxy_asgi(get_asgi_application(), FalProxy(ProxyConfig.from_env()))
 
-Under WSGI (gunicorn, mod_wsgi), :func:`fal_proxy_path` is the one line for ``urls.py``:
-a view on the sync pipeline whose streamed body closes the upstream response when the
-server closes it (the response ended, or a write to the gone client failed).
+:func:`fal_proxy_path` is the one line for ``urls.py``: a view on the sync pipeline whose
+streamed body closes the upstream response when the server closes it (the response
+ended, or a write to the gone client failed). Made for WSGI (gunicorn, mod_wsgi); under
+ASGI it streams too (an async iterator), but Django has read the whole request body first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
@@ -68,7 +71,8 @@ def fal_proxy_view(proxy: SyncFalProxy) -> View:
         # The proxy relays fal's bytes as fal encoded them; GZipMiddleware re-compressing
         # them would hold every server-sent event back in its compressor's buffer.
         request.META.pop("HTTP_ACCEPT_ENCODING", None)
-        response = StreamingHttpResponse(reply.body, status=reply.status)
+        body = _async_chunks(reply.body) if isinstance(request, ASGIRequest) else reply.body
+        response = StreamingHttpResponse(body, status=reply.status)
         del response["Content-Type"]  # Django's text/html default; fal's own is copied below
         for name, value in reply.headers:
             response[name] = value
@@ -81,6 +85,28 @@ def fal_proxy_path(proxy: SyncFalProxy | None = None) -> URLPattern:
     """The ``urls.py`` entry for the proxy route: ``urlpatterns = [fal_proxy_path(), ...]``."""
     proxy = proxy if proxy is not None else SyncFalProxy()
     return path(proxy.config.route.lstrip("/"), fal_proxy_view(proxy), name="fal-proxy")
+
+
+async def _async_chunks(body: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """The sync body pulled chunk by chunk on a worker thread.
+
+    Under ASGI, Django reads a sync iterator to its end before sending anything (every
+    event of a stream would arrive at once); an async iterator streams. When the client
+    leaves, Django cancels the response and the ``finally`` closes the upstream response.
+    """
+    chunks = iter(body)
+    pull = sync_to_async(_next_chunk, thread_sensitive=False)
+    try:
+        while (chunk := await pull(chunks)) is not None:
+            yield chunk
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            await sync_to_async(close, thread_sensitive=False)()
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
 
 
 def _input(request: HttpRequest) -> Readable:
