@@ -12,6 +12,7 @@ and round.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -172,7 +173,8 @@ def _write(rates: dict[str, list[float]], args: argparse.Namespace) -> None:
         f"raw-socket load generator, {args.concurrency} keep-alive connections (threads). Each",
         "server is one process (gunicorn: one gthread worker, 4 threads); the fake fal runs in",
         "its own process without simulated latency (`fake direct`: no proxy at all).",
-        "Median of the rounds; the machine (2 cores) was shared with other jobs.",
+        "Median of the rounds. The machine (2 cores) was shared with other jobs: load average",
+        f"{os.getloadavg()[0]:.1f} at the end of the run, so compare paths, not absolute numbers.",
         "",
         "| path | req/s (median) | min..max | vs standalone |",
         "|---|---:|---:|---:|",
