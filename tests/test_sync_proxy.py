@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
@@ -75,4 +76,31 @@ def test_closing_an_unread_body_closes_the_upstream(
     access = [line for line in no_key_in_logs.lines if "outcome=" in line]
     assert len(access) == 1
     assert "app=fake/slow-stream status=200 outcome=client_gone" in access[0]
+    proxy.close()
+
+
+def test_token_minting_is_policed(fake_url: str) -> None:
+    proxy = SyncFalProxy(
+        proxy_config(fake_url, allowed_endpoints=("fal-ai/fast-lcm-diffusion/**",))
+    )
+    headers = [
+        (b"x-fal-target-url", b"https://rest.fal.ai/tokens/"),
+        (b"content-type", b"application/json"),
+    ]
+
+    def mint(apps: object, method: str = "POST") -> tuple[int, bytes]:
+        raw = json.dumps({"allowed_apps": apps, "token_expiration": 60}).encode()
+        sized = [*headers, (b"content-length", str(len(raw)).encode())]
+        reply = proxy.call(method, sized, io.BytesIO(raw))
+        try:
+            return reply.status, b"".join(reply.body)
+        finally:
+            getattr(reply.body, "close", lambda: None)()
+
+    status, token = mint(["fast-lcm-diffusion"])
+    assert status == 200
+    assert json.loads(token).count(".") == 2
+    assert mint(["flux"])[0] == 403
+    assert mint("fast-lcm-diffusion")[0] == 400
+    assert mint(["fast-lcm-diffusion"], method="PUT")[0] == 405
     proxy.close()
