@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import anyio
 
@@ -97,9 +97,26 @@ class FalProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def serves_path(self, scope: Scope) -> bool:
+        """Whether ``scope`` asks for the proxy route.
+
+        Inside a mount (``app.mount("/api/fal/proxy", proxy)``) the path relative to the
+        mount is "/" and the route is the mount point itself, which counts as the route.
+        """
         path = route_path(scope)
         if path in self._routes:
+            return True
+        root: str = scope.get("root_path", "")
+        route = self.config.route.rstrip("/")
+        return path == "/" and route != "" and root.rstrip("/").endswith(route)
+
+    async def serve_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one proxied call whatever the path: for routes a framework matched."""
+        await self._proxy(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = route_path(scope)
+        if self.serves_path(scope):
             await self._proxy(scope, receive, send)
         elif path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, {"status": "ok"})
@@ -189,7 +206,12 @@ def check_method(method: str) -> None:
 
 def read_target(scope: Scope) -> Target:
     """The single ``x-fal-target-url`` header, parsed strictly."""
-    values = [value for name, value in scope["headers"] if name == TARGET_HEADER]
+    return target_from_headers(scope["headers"])
+
+
+def target_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Target:
+    """The single ``x-fal-target-url`` among raw headers, parsed strictly (ASGI and WSGI)."""
+    values = [value for name, value in headers if name == TARGET_HEADER]
     if not values:
         raise MissingTarget()
     if len(values) > 1:

@@ -1,0 +1,20 @@
+"""ASGI entry point: ``uvicorn examples.django_project.asgi:application``.
+
+The proxy route goes to falproxy's ASGI core before Django, so bodies stream both ways
+and (where supported) WebSockets work; everything else is Django.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+from falproxy import FalProxy, ProxyConfig
+from falproxy.integrations.django import fal_proxy_asgi
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
+
+django_application = get_asgi_application()
+application = fal_proxy_asgi(django_application, FalProxy(ProxyConfig.from_env()))
+# Without the dispatcher (``...asgi:django_application``), the urls.py view serves the
+# proxy: it streams responses too, but Django reads request bodies whole and refuses
+# WebSockets.

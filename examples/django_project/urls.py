@@ -1,0 +1,21 @@
+"""The proxy route (WSGI path; under ASGI, asgi.py serves it before Django) and a page."""
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from examples.page import page
+from falproxy import ProxyConfig
+from falproxy.integrations.django import fal_proxy_path
+from falproxy.sync_proxy import SyncFalProxy
+
+proxy = SyncFalProxy(ProxyConfig.from_env())
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(page("Django", proxy.config.route))
+
+
+urlpatterns = [
+    fal_proxy_path(proxy),
+    path("", index),
+]

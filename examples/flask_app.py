@@ -1,0 +1,20 @@
+"""Flask with the fal proxy; FAL_KEY and every FALPROXY_* setting come from the environment.
+
+    flask --app examples.flask_app run
+    gunicorn --worker-class gthread --threads 4 examples.flask_app:app
+"""
+
+from flask import Flask
+
+from examples.page import page
+from falproxy import ProxyConfig
+from falproxy.integrations.flask import register_fal_proxy
+from falproxy.sync_proxy import SyncFalProxy
+
+app = Flask(__name__)
+proxy = register_fal_proxy(app, SyncFalProxy(ProxyConfig.from_env()))
+
+
+@app.get("/")
+def index() -> str:
+    return page("Flask", proxy.config.route)

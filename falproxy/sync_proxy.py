@@ -1,0 +1,164 @@
+"""``SyncFalProxy``: the proxy pipeline for WSGI frameworks (Flask, Django under WSGI).
+
+The same steps as ``FalProxy._proxy`` in the same order, with the same pure rules
+(target parser, policy, header rules, body framing, errors, events); only the I/O is
+blocking. A framework adapter turns its request into ``(method, headers, input)`` and the
+returned :class:`SyncReply` into its streaming response, and must close ``reply.body``
+when the response ends or the client leaves (WSGI servers do, through the iterable).
+
+Per-request async hooks (admission, auth) run in the ASGI pipeline; a sync adapter calls
+such a coroutine on a private event loop, e.g. ``asyncio.run(hook(context))`` per call or
+``asyncio.run_coroutine_threadsafe(...)`` on one loop thread (Django's
+``asgiref.sync.async_to_sync`` does the latter), between the policy and body steps below.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from falproxy.app import check_method, http_event, target_from_headers
+from falproxy.body import declared_body
+from falproxy.config import ProxyConfig
+from falproxy.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, ProxyError
+from falproxy.events import log_event
+from falproxy.headers import Headers, upstream_request_headers
+from falproxy.policy import MAX_TOKEN_BODY, Policy
+from falproxy.relay_http import RelayResult
+from falproxy.relay_sync import (
+    RelayedBody,
+    SyncBody,
+    SyncUpstreamClient,
+    open_upstream,
+    response_head,
+)
+from falproxy.targets import Target
+from falproxy.upstreams import UpstreamMap
+
+# How much of the request body is read from the WSGI input at a time.
+READ_CHUNK = 64 * 1024
+# WSGI environ keys that are request headers without the HTTP_ prefix (PEP 3333).
+_UNPREFIXED_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+@dataclass(slots=True)
+class SyncReply:
+    """A response to stream: ``body`` must be closed (if it has ``close``) once served."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
+
+
+def environ_headers(environ: Mapping[str, object]) -> Headers:
+    """Raw lower-case header pairs from a WSGI environ (or Django's ``request.META``)."""
+    headers: Headers = []
+    for key, value in environ.items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            name = key[5:].lower().replace("_", "-").encode("latin-1")
+        elif key in _UNPREFIXED_HEADERS:
+            name = _UNPREFIXED_HEADERS[key]
+            if not value:  # WSGI servers may set CONTENT_LENGTH="" for no body
+                continue
+        else:
+            continue
+        headers.append((name, value.encode("latin-1")))
+    return headers
+
+
+class SyncFalProxy:
+    """The proxy for threaded WSGI servers; one shared ``httpx.Client`` per instance."""
+
+    def __init__(self, config: ProxyConfig | None = None) -> None:
+        self.config = config if config is not None else ProxyConfig.from_env()
+        if self.config.credential is None:
+            raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
+        self._authorization = self.config.credential.authorization
+        self.policy = Policy(
+            self.config.allowed_urls,
+            self.config.allowed_endpoints,
+            self.config.max_token_expiration,
+        )
+        self.upstreams = UpstreamMap(self.config.upstreams)
+        self.upstream = SyncUpstreamClient(self.config)
+
+    def close(self) -> None:
+        """Close pooled upstream connections."""
+        self.upstream.close()
+
+    def call(self, method: str, headers: Headers, body: Readable) -> SyncReply:
+        """Run one proxied call up to fal's response headers; the body streams lazily."""
+        started = time.perf_counter()
+        result = RelayResult()
+        app_id: str | None = None
+        try:
+            check_method(method)
+            target = target_from_headers(headers)
+            app_id = self.policy.check(target)
+            content, length = self._body(method, target, headers, body, result)
+            upstream_headers = upstream_request_headers(headers, self._authorization, length)
+            url = self.upstreams.url_for(target)
+            response = open_upstream(self.upstream, method, url, upstream_headers, content)
+            result.first_byte_seconds = time.perf_counter() - started
+            head = response_head(response, result)
+        except ProxyError as exc:
+            result.status = exc.status
+            result.outcome = "upstream_error" if exc.status >= 500 else "refused"
+            log_event(http_event(method, app_id, result, time.perf_counter() - started))
+            return SyncReply(exc.status, _text_headers(exc.response_headers()), iter([exc.body()]))
+
+        def finished() -> None:
+            log_event(http_event(method, app_id, result, time.perf_counter() - started))
+
+        relayed = RelayedBody(response, result, finished)
+        return SyncReply(result.status, _text_headers(head), relayed)
+
+    def _body(
+        self,
+        method: str,
+        target: Target,
+        headers: Headers,
+        body: Readable,
+        result: RelayResult,
+    ) -> tuple[SyncBody, int | None]:
+        """The body to send and its length (``None``: sent chunked)."""
+        declared = declared_body(headers, self.config.max_body_bytes)
+        if self.policy.is_token_request(target):
+            if method != "POST":
+                raise MethodNotAllowed(headers={"allow": "POST"})
+            raw = b"".join(_read(body, MAX_TOKEN_BODY, result))
+            policed = self.policy.check_token_request(raw)
+            return policed, len(policed)
+        if not declared.present:
+            return None, declared.length
+        return _read(body, self.config.max_body_bytes, result, declared.length), declared.length
+
+
+def _read(
+    body: Readable, max_bytes: int, result: RelayResult, length: int | None = None
+) -> Iterator[bytes]:
+    """Yield the request body as it is read; 413 past ``max_bytes``."""
+    remaining = length
+    while remaining is None or remaining > 0:
+        size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+        chunk = body.read(size)
+        if not chunk:
+            return
+        result.bytes_up += len(chunk)
+        if result.bytes_up > max_bytes:
+            raise PayloadTooLarge()
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+
+
+def _text_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
