@@ -12,6 +12,7 @@ carry no data for too long. The first pump to stop decides how both sides are cl
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,28 @@ IDLE_REASON: Final = "idle timeout"
 TOO_BIG_REASON: Final = "message too big"
 # A peer that vanished without a close frame (RFC 6455 7.1.5: "closed abnormally").
 _VANISHED: Final = 1006
+# websockets logs every handshake header at DEBUG ("> authorization: Key ..."); these
+# header names are masked in its records before any handler sees them.
+MASKED_HANDSHAKE_HEADERS: Final = frozenset({"authorization"})
+_HEADER_LINE: Final = "> %s: %s"
+
+
+class _MaskCredentials(logging.Filter):
+    """Replaces credential header values in the upstream library's handshake log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != _HEADER_LINE or not isinstance(args, tuple) or len(args) != 2:
+            return True
+        name, _value = args
+        if str(name).lower() in MASKED_HANDSHAKE_HEADERS:
+            record.args = (name, "***")
+        return True
+
+
+# The logger handed to websockets for upstream connections, with the mask attached.
+upstream_logger = logging.getLogger("falproxy.relay_ws")
+upstream_logger.addFilter(_MaskCredentials())
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,7 @@ async def open_upstream(admission: WsAdmission, limits: WsLimits) -> UpstreamSoc
             close_timeout=UPSTREAM_CLOSE_TIMEOUT,
             max_size=limits.max_message_bytes,
             max_queue=limits.max_queue,
+            logger=upstream_logger,
         )
     except TimeoutError:
         raise UpstreamTimeout("fal did not accept the WebSocket in time") from None
@@ -175,7 +199,7 @@ async def _client_to_upstream(
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
-            return _Ending("client", message.get("code", 1005), message.get("reason") or "")
+            return _client_ending(message)
         if message["type"] != "websocket.receive":
             continue
         data: bytes | None = message.get("bytes")
@@ -218,6 +242,19 @@ async def _idle_watch(stats: WsStats, idle_timeout: float) -> _Ending:
     while (remaining := stats.last_activity + idle_timeout - time.monotonic()) > 0:
         await anyio.sleep(remaining)
     return _Ending("proxy", NORMAL_CLOSE, IDLE_REASON)
+
+
+def _client_ending(message: Message) -> _Ending:
+    """The client's close, telling a lost connection from an empty close frame.
+
+    uvicorn's websockets-sansio protocol reports a connection lost after the handshake as
+    code 1005 with no ``reason`` key, while a real close frame always comes with one; the
+    former is a vanished client (1006), the latter a normal close without a code.
+    """
+    code = message.get("code", 1005)
+    if code == 1005 and "reason" not in message:
+        code = _VANISHED
+    return _Ending("client", code, message.get("reason") or "")
 
 
 def _upstream_ending(exc: ConnectionClosed) -> _Ending:

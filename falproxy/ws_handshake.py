@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote_to_bytes
 
+import anyio
+
 from falproxy.errors import InvalidTarget, MissingTarget, ProxyError
 from falproxy.headers import CLIENT_PROXY_HEADER, FAL_HEADER_PREFIX, TARGET_HEADER
 from falproxy.targets import Target, parse_target_header
@@ -133,3 +135,7 @@ async def deny_websocket(scope: Scope, send: Send, error: ProxyError) -> None:
     }
     await send(start)
     await send({"type": "websocket.http.response.body", "body": error.body()})
+    # uvicorn's websockets-sansio protocol logs a spurious "returned without completing
+    # handshake" error if the app returns before it has seen its own transport close;
+    # one turn of the event loop lets that happen first.
+    await anyio.sleep(0)
