@@ -52,9 +52,7 @@ async def serve_websocket(
         status = SWITCHING_PROTOCOLS
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await relay_frames(
-                upstream, receive, send, WsLimits.from_config(proxy.config), stats
-            )
+            await relay_frames(upstream, receive, send, WsLimits.from_config(proxy.config), stats)
     finally:
         log_event(ws_event(app_id, status, stats, time.perf_counter() - started))
 

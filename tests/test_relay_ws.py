@@ -208,9 +208,7 @@ def test_sockets_off_the_proxy_route_get_404(proxy_url: str, fake_rt: str) -> No
     assert code == 404
 
 
-def test_without_the_denial_extension_the_server_answers_403(
-    fake_url: str, fake_rt: str
-) -> None:
+def test_without_the_denial_extension_the_server_answers_403(fake_url: str, fake_rt: str) -> None:
     proxy = FalProxy(proxy_config(fake_url))
 
     async def no_extensions(scope: Scope, receive: Receive, send: Send) -> None:
