@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import websockets.asyncio.client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -21,6 +22,7 @@ from websockets.sync.server import serve as serve_ws
 import falproxy.ws_app
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.events import ProxyEvent
+from falproxy.server import build_app
 from falproxy.types import Receive, Scope, Send
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, proxy_config, serve
 from tests.ws_helpers import (
@@ -387,3 +389,23 @@ def _b64url(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_serve_fake_mode_relays_to_the_mounted_fake() -> None:
+    """``falproxy serve --fake``: the proxy calls the fake under /_fake on its own port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(ProxyConfig(), fake_base=f"http://127.0.0.1:{port}", fake_speed=0.05)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive())
+        with connect(relay_url(f"http://127.0.0.1:{port}")) as ws:
+            ws.send(pack({"prompt": "x", "request_id": "fake-mode"}))
+            assert unpack(ws.recv(timeout=10))["request_id"] == "fake-mode"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
