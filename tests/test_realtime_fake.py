@@ -12,7 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import TEST_KEY
+from falproxy.fake import create_fake_app
+from tests.conftest import TEST_KEY, serve
 from tests.ws_helpers import PNG_SIGNATURE, direct_url, last_session, pack, reset_realtime, unpack
 
 KEY = {"authorization": f"Key {TEST_KEY}"}
@@ -102,13 +103,21 @@ def test_max_buffering_out_of_range_is_refused(fake_rt: str) -> None:
     assert info.value.response.status_code == 422
 
 
-def test_idle_sessions_get_a_timeout_frame_and_close(fake_rt: str) -> None:
-    started = time.monotonic()
-    with dial(direct_url(fake_rt), additional_headers=KEY) as ws:
+def test_idle_sessions_get_a_timeout_frame_and_close() -> None:
+    app = create_fake_app(speed=0.05)
+    app.state.realtime.idle_seconds = 0.5
+    with serve(app, lifespan="off") as url, dial(direct_url(url), additional_headers=KEY) as ws:
+        started = time.monotonic()
+        ws.send(pack({"prompt": "x"}))
+        ws.recv(timeout=10)
         error = json.loads(ws.recv(timeout=30))
         assert closed_code(ws) == 1000
+        assert time.monotonic() - started >= 0.4
     assert error["error"] == "TIMEOUT"
-    assert time.monotonic() - started >= 1.5  # the 2 s floor, whatever the speed
+
+
+def test_sessions_stay_open_for_fals_ten_seconds_whatever_the_speed() -> None:
+    assert create_fake_app(speed=0.01).state.realtime.idle_seconds == 10.0
 
 
 def test_the_fake_closes_with_the_code_it_is_asked_for(fake_rt: str) -> None:

@@ -63,5 +63,5 @@ def create_fake_app(
         exception_handlers={FakeError: handle_fake_error, HTTPException: handle_http_exception},
     )
     app.state.fake = ctx
-    app.state.realtime = realtime.stats
+    app.state.realtime = realtime
     return app
