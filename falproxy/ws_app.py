@@ -35,6 +35,7 @@ async def serve_websocket(
     if (await receive())["type"] != "websocket.connect":
         return  # the client left before the handshake reached us
     stats = WsStats()
+    limits = WsLimits.from_config(proxy.config)
     app_id: str | None = None
     status = 0
     try:
@@ -43,7 +44,7 @@ async def serve_websocket(
                 raise NotFound()
             admission = await admit_websocket(proxy, scope)
             app_id = admission.app_id
-            upstream = await open_upstream(admission, WsLimits.from_config(proxy.config))
+            upstream = await open_upstream(admission, limits)
         except ProxyError as exc:
             status = exc.status
             stats.outcome = "upstream_error" if exc.status >= 500 else "refused"
@@ -52,7 +53,7 @@ async def serve_websocket(
         status = SWITCHING_PROTOCOLS
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await relay_frames(upstream, receive, send, WsLimits.from_config(proxy.config), stats)
+            await relay_frames(upstream, receive, send, limits, stats)
     finally:
         log_event(ws_event(app_id, status, stats, time.perf_counter() - started))
 
