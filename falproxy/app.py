@@ -31,6 +31,7 @@ from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
 from falproxy.upstreams import UpstreamMap
+from falproxy.ws_app import serve_websocket
 
 logger = logging.getLogger("falproxy")
 
@@ -68,7 +69,8 @@ class FalProxy:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+            routed = route_path(scope) in self._routes
+            await serve_websocket(self, scope, receive, send, routed=routed)
 
     async def aclose(self) -> None:
         """Close pooled upstream connections."""

@@ -25,6 +25,15 @@ DEFAULT_UPSTREAM_TIMEOUT = 300.0
 # fal sends an SSE keep-alive every 15 s; a stream quiet for this long is dead.
 DEFAULT_STREAM_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_TOKEN_EXPIRATION = 300
+# WebSocket relay: a 5 MB canvas frame fits; matches uvicorn's own ws_max_size default.
+DEFAULT_WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# A relayed socket with no data frame either way for this long is closed (pings do not count).
+DEFAULT_WS_IDLE_TIMEOUT = 300.0
+# Keep-alive pings to fal, and how long a pong may take before the upstream counts as dead.
+DEFAULT_WS_PING_INTERVAL = 20.0
+DEFAULT_WS_PING_TIMEOUT = 20.0
+# Frames fal may have buffered in the relay before it stops reading from fal (back-pressure).
+DEFAULT_WS_MAX_QUEUE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,11 @@ class ProxyConfig:
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
     max_token_expiration: int = DEFAULT_MAX_TOKEN_EXPIRATION
+    ws_max_message_bytes: int = DEFAULT_WS_MAX_MESSAGE_BYTES
+    ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
+    ws_ping_interval: float = DEFAULT_WS_PING_INTERVAL
+    ws_ping_timeout: float = DEFAULT_WS_PING_TIMEOUT
+    ws_max_queue: int = DEFAULT_WS_MAX_QUEUE
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -52,6 +66,8 @@ class ProxyConfig:
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("max_token_expiration", self.max_token_expiration)
         for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout"):
+            _check_positive(name, getattr(self, name))
+        for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
 
     @classmethod
@@ -78,6 +94,7 @@ class ProxyConfig:
             "upstream_timeout": self.upstream_timeout,
             "stream_idle_timeout": self.stream_idle_timeout,
             "max_token_expiration": self.max_token_expiration,
+            **{name: getattr(self, name) for name in _WS_POSITIVE_SETTINGS},
         }
 
 
@@ -149,4 +166,17 @@ _ENV_SETTINGS = {
     "upstream_timeout": ("FALPROXY_UPSTREAM_TIMEOUT", _parse_seconds),
     "stream_idle_timeout": ("FALPROXY_STREAM_IDLE_TIMEOUT", _parse_seconds),
     "max_token_expiration": ("FALPROXY_MAX_TOKEN_EXPIRATION", _parse_int),
+    "ws_max_message_bytes": ("FALPROXY_WS_MAX_MESSAGE_BYTES", _parse_int),
+    "ws_idle_timeout": ("FALPROXY_WS_IDLE_TIMEOUT", _parse_seconds),
+    "ws_ping_interval": ("FALPROXY_WS_PING_INTERVAL", _parse_seconds),
+    "ws_ping_timeout": ("FALPROXY_WS_PING_TIMEOUT", _parse_seconds),
+    "ws_max_queue": ("FALPROXY_WS_MAX_QUEUE", _parse_int),
 }
+# The WebSocket relay's settings; all must be positive.
+_WS_POSITIVE_SETTINGS = (
+    "ws_max_message_bytes",
+    "ws_idle_timeout",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_max_queue",
+)

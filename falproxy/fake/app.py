@@ -19,6 +19,7 @@ from .cors import CorsMiddleware
 from .errors import FakeError, handle_fake_error, handle_http_exception
 from .introspection import IntrospectionEndpoints
 from .queue_api import QueueEndpoints
+from .realtime import RealtimeEndpoints
 from .request_id import RequestIdMiddleware
 from .rest import RestEndpoints
 from .run import RunEndpoints
@@ -41,7 +42,9 @@ def create_fake_app(
     keep-alive period (default 15 s x speed). The context is at ``app.state.fake``.
     """
     ctx = FakeContext(speed, expected_key, public_url, keepalive_seconds)
+    realtime = RealtimeEndpoints(ctx)
     routes = [
+        *realtime.routes(),  # before the /run mount, which would take the socket path
         Mount("/run", routes=RunEndpoints(ctx).routes()),
         Mount("/queue", routes=QueueEndpoints(ctx).routes()),
         Mount("/rest", routes=RestEndpoints(ctx).routes()),
@@ -60,4 +63,5 @@ def create_fake_app(
         exception_handlers={FakeError: handle_fake_error, HTTPException: handle_http_exception},
     )
     app.state.fake = ctx
+    app.state.realtime = realtime
     return app

@@ -22,10 +22,17 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            path, sep, query = args[2].partition("?")
-            record.args = (*args[:2], path + sep + safe_query(query), *args[3:])
+        if isinstance(args, tuple):
+            record.args = tuple(_redacted(arg) for arg in args)
         return True
+
+
+def _redacted(arg: object) -> object:
+    """A ``path?query`` log argument with token values masked; anything else unchanged."""
+    if not isinstance(arg, str) or "?" not in arg:
+        return arg
+    path, sep, query = arg.partition("?")
+    return path + sep + safe_query(query)
 
 
 def run_fake(
@@ -38,6 +45,7 @@ def run_fake(
 ) -> None:
     """Serve a fake fal upstream until interrupted."""
     app = create_fake_app(speed=speed, expected_key=expected_key, public_url=public_url)
-    config = uvicorn.Config(app, host=host, port=port, ws="none", lifespan="off")
+    config = uvicorn.Config(app, host=host, port=port, lifespan="off")  # ws: realtime
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    logging.getLogger("uvicorn.error").addFilter(RedactTokens())  # WebSocket handshake lines
     uvicorn.Server(config).run()

@@ -1,0 +1,74 @@
+"""One relayed WebSocket, start to end: the socket counterpart of ``FalProxy._proxy``.
+
+connect -> admit (target, policy, key) -> open upstream -> accept -> relay -> event.
+Every refusal, including fal being unreachable, happens before the client's socket is
+accepted and is answered as HTTP. Exactly one ProxyEvent is logged per socket.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from falproxy.errors import NotFound, ProxyError
+from falproxy.events import ProxyEvent, log_event
+from falproxy.relay_ws import WsLimits, WsStats, open_upstream, relay_frames
+from falproxy.types import Receive, Scope, Send
+from falproxy.ws_handshake import admit_websocket, deny_websocket
+
+if TYPE_CHECKING:  # the app imports this module; a runtime import would be circular
+    from falproxy.app import FalProxy
+
+__all__ = ["SWITCHING_PROTOCOLS", "serve_websocket"]
+
+SWITCHING_PROTOCOLS = 101  # RFC 9110 15.2.2: the status of an accepted upgrade
+
+
+async def serve_websocket(
+    proxy: FalProxy, scope: Scope, receive: Receive, send: Send, *, routed: bool
+) -> None:
+    """Relay one WebSocket to fal, or refuse it with an HTTP status before the upgrade.
+
+    ``routed`` says whether the socket arrived on the proxy route; anything else is a 404.
+    """
+    started = time.perf_counter()
+    if (await receive())["type"] != "websocket.connect":
+        return  # the client left before the handshake reached us
+    stats = WsStats()
+    limits = WsLimits.from_config(proxy.config)
+    app_id: str | None = None
+    status = 0
+    try:
+        try:
+            if not routed:
+                raise NotFound()
+            admission = await admit_websocket(proxy, scope)
+            app_id = admission.app_id
+            upstream = await open_upstream(admission, limits)
+        except ProxyError as exc:
+            status = exc.status
+            stats.outcome = "upstream_error" if exc.status >= 500 else "refused"
+            await deny_websocket(scope, send, exc)
+            return
+        status = SWITCHING_PROTOCOLS
+        async with upstream:
+            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+            await relay_frames(upstream, receive, send, limits, stats)
+    finally:
+        log_event(ws_event(app_id, status, stats, time.perf_counter() - started))
+
+
+def ws_event(app_id: str | None, status: int, stats: WsStats, seconds: float) -> ProxyEvent:
+    return ProxyEvent(
+        kind="websocket",
+        method="WEBSOCKET",
+        app_id=app_id,
+        status=status,
+        outcome=stats.outcome,
+        bytes_up=stats.bytes_up,
+        bytes_down=stats.bytes_down,
+        duration_seconds=seconds,
+        frames_up=stats.frames_up,
+        frames_down=stats.frames_down,
+        close_code=stats.close_code,
+    )

@@ -1,0 +1,66 @@
+"""Reading a socket's target: one place, decoded once, wss on a WebSocket host only."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from falproxy.errors import InvalidTarget, MissingTarget
+from falproxy.headers import CLIENT_PROXY_HEADER
+from falproxy.ws_handshake import forwarded_headers, read_ws_target
+
+
+def scope(query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, object]:
+    return {"type": "websocket", "query_string": query.encode(), "headers": headers or []}
+
+
+def test_query_target_is_decoded_once() -> None:
+    raw = "wss://fal.run/fal-ai/lcm/realtime?max_buffering=4"
+    target = read_ws_target(scope("other=1&fal_target_url=" + quote(raw, safe="")))
+    assert target.url == raw
+
+
+def test_header_target() -> None:
+    target = read_ws_target(scope(headers=[(b"x-fal-target-url", b"wss://ws.fal.run/a/b")]))
+    assert (target.scheme, target.host, target.path) == ("wss", "ws.fal.run", "/a/b")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "fal_target_url=" + quote(quote("wss://fal.run/a/b", safe=""), safe=""),
+        "fal_target_url=wss://fal.run/a/b&fal_target_url=wss://fal.run/a/b",
+        "fal_target_url=" + quote("https://fal.run/a/b", safe=""),
+        "fal_target_url=" + quote("wss://rest.fal.ai/tokens/", safe=""),
+        "fal_target_url=" + quote("wss://fal.run/a/b\u00e9", safe=""),
+        "fal_target_url=wss%3A%2F%2Ffal.run%2Fa%2F%2E%2E%2Fb",
+    ],
+)
+def test_refused(query: str) -> None:
+    with pytest.raises(InvalidTarget):
+        read_ws_target(scope(query))
+
+
+def test_missing() -> None:
+    with pytest.raises(MissingTarget):
+        read_ws_target(scope("fal_target=wss://fal.run/a/b"))
+
+
+def test_forwarded_headers_are_allow_listed() -> None:
+    incoming = [
+        (b"cookie", b"s=1"),
+        (b"authorization", b"Bearer app-session"),
+        (b"origin", b"https://app.example"),
+        (b"user-agent", b"ua"),
+        (b"x-fal-target-url", b"wss://fal.run/a/b"),
+        (b"x-fal-runner-hint", b"h"),
+        (b"sec-websocket-key", b"k"),
+    ]
+    out = forwarded_headers(scope(headers=incoming), b"Key server:key")
+    assert out == (
+        ("user-agent", "ua"),
+        ("x-fal-runner-hint", "h"),
+        ("authorization", "Key server:key"),
+        (CLIENT_PROXY_HEADER[0].decode(), CLIENT_PROXY_HEADER[1].decode()),
+    )
