@@ -25,6 +25,8 @@ DEFAULT_UPSTREAM_TIMEOUT = 300.0
 # fal sends an SSE keep-alive every 15 s; a stream quiet for this long is dead.
 DEFAULT_STREAM_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_TOKEN_EXPIRATION = 300
+# Kubernetes kills a pod 30 s after SIGTERM; draining must end before that.
+DEFAULT_SHUTDOWN_GRACE = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class ProxyConfig:
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
     max_token_expiration: int = DEFAULT_MAX_TOKEN_EXPIRATION
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -53,12 +56,21 @@ class ProxyConfig:
         _check_positive("max_token_expiration", self.max_token_expiration)
         for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout"):
             _check_positive(name, getattr(self, name))
+        _check_positive("shutdown_grace", self.shutdown_grace)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProxyConfig:
-        """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, base: Mapping[str, object] | None = None
+    ) -> ProxyConfig:
+        """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``.
+
+        ``base`` holds settings from a configuration file; the environment overrides them.
+        """
         env = os.environ if env is None else env
-        settings: dict[str, object] = {"credential": credential_from_env(env)}
+        settings: dict[str, object] = {"credential": None, **(base or {})}
+        credential = credential_from_env(env)
+        if credential is not None:
+            settings["credential"] = credential
         for name, (variable, parse) in _ENV_SETTINGS.items():
             raw = env.get(variable)
             if raw is not None and raw.strip():
@@ -78,6 +90,7 @@ class ProxyConfig:
             "upstream_timeout": self.upstream_timeout,
             "stream_idle_timeout": self.stream_idle_timeout,
             "max_token_expiration": self.max_token_expiration,
+            "shutdown_grace": self.shutdown_grace,
         }
 
 
@@ -149,4 +162,5 @@ _ENV_SETTINGS = {
     "upstream_timeout": ("FALPROXY_UPSTREAM_TIMEOUT", _parse_seconds),
     "stream_idle_timeout": ("FALPROXY_STREAM_IDLE_TIMEOUT", _parse_seconds),
     "max_token_expiration": ("FALPROXY_MAX_TOKEN_EXPIRATION", _parse_int),
+    "shutdown_grace": ("FALPROXY_SHUTDOWN_GRACE", _parse_seconds),
 }
