@@ -98,7 +98,7 @@ def test_bad_files_are_one_clear_error(tmp_path: Path, text: str, message: str) 
 
 def test_values_are_validated_like_any_config(tmp_path: Path) -> None:
     path = write(tmp_path, 'upstreams = { "example.com" = "http://127.0.0.1:1" }\n')
-    with pytest.raises(ConfigError, match="unknown host 'example.com'"):
+    with pytest.raises(ConfigError, match=r"unknown host 'example\.com'"):
         ProxyConfig.from_env({}, base=load_config_file(path))
 
 
