@@ -6,10 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from falproxy import ConfigError, FalCredential, ProxyConfig
 from falproxy.config_file import config_from_sources, load_config_file, settings_from_mapping
+from tests.procs import falproxy_serve, free_port, proxy_env
+from tests.test_cli import RUN as RUN_FLUX
 from tests.test_cli import clean_env, run
 
 FULL_FILE = """
@@ -137,3 +140,27 @@ def test_check_rejects_unknown_keys_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown setting 'allowed_endpoint'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_reads_the_file_in_its_workers_with_flags_over_env_over_file(
+    tmp_path: Path, fake_url: str
+) -> None:
+    path = write(tmp_path, 'route = "/from-file"\nallowed_endpoints = ["fake/**"]\n')
+    run_echo = {"x-fal-target-url": "https://fal.run/fake/echo"}
+    port = free_port()
+    with falproxy_serve(proxy_env(fake_url), port, "--config", str(path)):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/from-file", headers=run_echo, json={}).status_code == 200
+        refused = httpx.post(f"{base}/from-file", headers=RUN_FLUX, json={})
+        assert refused.status_code == 403  # the file's endpoint allow-list is in force
+    env = proxy_env(fake_url, FALPROXY_ROUTE="/from-env")
+    port = free_port()
+    with falproxy_serve(env, port, "--config", str(path)):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/from-env", headers=run_echo, json={}).status_code == 200
+        assert httpx.post(f"{base}/from-file", headers=run_echo, json={}).status_code == 404
+    port = free_port()
+    with falproxy_serve(env, port, "--config", str(path), "--route", "/from-flag"):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/from-flag", headers=run_echo, json={}).status_code == 200
+        assert httpx.post(f"{base}/from-env", headers=run_echo, json={}).status_code == 404
