@@ -27,6 +27,7 @@ from falproxy.errors import (
 from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
 from falproxy.policy import MAX_TOKEN_BODY, Policy
+from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
@@ -39,6 +40,7 @@ logger = logging.getLogger("falproxy")
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 _ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 class FalProxy:
@@ -62,6 +64,7 @@ class FalProxy:
         self.upstreams = UpstreamMap(self.config.upstreams)
         self.upstream = UpstreamClient(self.config)
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}
+        self.readiness = Readiness()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -75,6 +78,10 @@ class FalProxy:
     async def aclose(self) -> None:
         """Close pooled upstream connections."""
         await self.upstream.aclose()
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        """``/readyz`` answers 503 while ``check`` returns false (e.g. Redis unreachable)."""
+        self.readiness.add_check(name, check)
 
     def startup_warnings(self) -> list[str]:
         """What an operator must hear once at start-up."""
@@ -122,6 +129,10 @@ class FalProxy:
             await self._proxy(scope, receive, send)
         elif path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, {"status": "ok"})
+        elif path == READY_PATH and scope["method"] in ("GET", "HEAD"):
+            failing = await self.readiness.failures()
+            body = {"status": "not ready", "failing": failing} if failing else {"status": "ready"}
+            await send_json(send, 503 if failing else 200, body)
         else:
             await send_error(send, NotFound())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import sys
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 from falproxy._version import __version__
 from falproxy.app import FalProxy
 from falproxy.config import ProxyConfig, parse_upstreams
+from falproxy.config_file import CONFIG_FILE_ENV, config_from_sources
 from falproxy.errors import ConfigError
-from falproxy.keys import credential_from_env
 from falproxy.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
+from falproxy.shutdown import exit_zero_on_sigterm
 
 LOOPBACK = "127.0.0.1"
 NO_KEY_MESSAGE = (
@@ -53,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=LOOPBACK, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--route", help="proxy route (default /api/fal/proxy)")
+    serve.add_argument("--config", metavar="FILE", help="TOML settings (environment overrides)")
     serve.add_argument(
         "--fake",
         nargs="?",
@@ -79,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
     fake.add_argument("--speed", type=float, default=1.0, help="delays multiplier")
     fake.add_argument("--expected-key", help="accept only this key (default: any key)")
 
-    commands.add_parser("check", help="validate the configuration and print it, key masked")
+    check_command = commands.add_parser("check", help="validate and print the config, key masked")
+    check_command.add_argument("--config", metavar="FILE", help="TOML settings file")
     return root
 
 
@@ -90,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "fake":
             return run_fake_command(args)
-        return check()
+        return check(args.config)
     except ConfigError as exc:
         print(f"falproxy: error: {exc}", file=sys.stderr)
         return 2
@@ -99,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    apply_serve_flags(args, os.environ)
+    config = apply_serve_flags(args, os.environ)
+    exit_zero_on_sigterm()
     uvicorn.run(
         "falproxy.server:app_from_env",
         factory=True,
@@ -110,12 +115,17 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
     )
     return 0
 
 
-def apply_serve_flags(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> None:
+def apply_serve_flags(
+    args: argparse.Namespace, env: os._Environ[str] | dict[str, str]
+) -> ProxyConfig:
     """Write the flags into ``env`` and fail early, in the parent, on bad configuration."""
+    if args.config:
+        env[CONFIG_FILE_ENV] = os.path.abspath(args.config)
     if args.route:
         env["FALPROXY_ROUTE"] = args.route
     if args.upstream:
@@ -123,14 +133,16 @@ def apply_serve_flags(args: argparse.Namespace, env: os._Environ[str] | dict[str
         env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    use_fake = args.fake == "always" or (args.fake == "auto" and credential_from_env(env) is None)
+    config = config_from_sources(env)
+    use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
     if use_fake:
         _prepare_fake(args, env)
-    elif credential_from_env(env) is None:
+    elif config.credential is None:
         raise ConfigError(NO_KEY_MESSAGE)
     fake_base = env.get(FAKE_BASE_ENV) if use_fake else None
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
-    build_app(ProxyConfig.from_env(env), fake_base=fake_base, fake_speed=speed)
+    build_app(config, fake_base=fake_base, fake_speed=speed)
+    return config
 
 
 def _prepare_fake(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> None:
@@ -165,9 +177,12 @@ def run_fake_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def check() -> int:
+def check(config_file: str | None = None) -> int:
     """Print the effective configuration as JSON, key masked; 1 when no key is set."""
-    config = ProxyConfig.from_env()
+    env = dict(os.environ)
+    if config_file:
+        env[CONFIG_FILE_ENV] = config_file
+    config = config_from_sources(env)
     report: dict[str, object] = {"config": config.describe()}
     if config.credential is None:
         report["warnings"] = [NO_KEY_MESSAGE]

@@ -34,6 +34,8 @@ DEFAULT_WS_PING_INTERVAL = 20.0
 DEFAULT_WS_PING_TIMEOUT = 20.0
 # Frames fal may have buffered in the relay before it stops reading from fal (back-pressure).
 DEFAULT_WS_MAX_QUEUE = 16
+# Kubernetes kills a pod 30 s after SIGTERM; draining must end before that.
+DEFAULT_SHUTDOWN_GRACE = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ProxyConfig:
     ws_ping_interval: float = DEFAULT_WS_PING_INTERVAL
     ws_ping_timeout: float = DEFAULT_WS_PING_TIMEOUT
     ws_max_queue: int = DEFAULT_WS_MAX_QUEUE
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -69,12 +72,21 @@ class ProxyConfig:
             _check_positive(name, getattr(self, name))
         for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
+        _check_positive("shutdown_grace", self.shutdown_grace)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProxyConfig:
-        """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, base: Mapping[str, object] | None = None
+    ) -> ProxyConfig:
+        """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``.
+
+        ``base`` holds settings from a configuration file; the environment overrides them.
+        """
         env = os.environ if env is None else env
-        settings: dict[str, object] = {"credential": credential_from_env(env)}
+        settings: dict[str, object] = {"credential": None, **(base or {})}
+        credential = credential_from_env(env)
+        if credential is not None:
+            settings["credential"] = credential
         for name, (variable, parse) in _ENV_SETTINGS.items():
             raw = env.get(variable)
             if raw is not None and raw.strip():
@@ -95,6 +107,7 @@ class ProxyConfig:
             "stream_idle_timeout": self.stream_idle_timeout,
             "max_token_expiration": self.max_token_expiration,
             **{name: getattr(self, name) for name in _WS_POSITIVE_SETTINGS},
+            "shutdown_grace": self.shutdown_grace,
         }
 
 
@@ -171,6 +184,7 @@ _ENV_SETTINGS = {
     "ws_ping_interval": ("FALPROXY_WS_PING_INTERVAL", _parse_seconds),
     "ws_ping_timeout": ("FALPROXY_WS_PING_TIMEOUT", _parse_seconds),
     "ws_max_queue": ("FALPROXY_WS_MAX_QUEUE", _parse_int),
+    "shutdown_grace": ("FALPROXY_SHUTDOWN_GRACE", _parse_seconds),
 }
 # The WebSocket relay's settings; all must be positive.
 _WS_POSITIVE_SETTINGS = (

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 
 from falproxy.app import FalProxy, route_path
 from falproxy.config import ProxyConfig
+from falproxy.config_file import config_from_sources
 from falproxy.fake import create_fake_app
 from falproxy.keys import FAKE_CREDENTIAL_VALUE, FalCredential
+from falproxy.shutdown import chain_drain_on_exit_signals
 from falproxy.types import ASGIApp, Receive, Scope, Send
 
 FAKE_PREFIX = "/_fake"
@@ -68,8 +70,14 @@ def build_app(
 
 
 def app_from_env(env: Mapping[str, str] | None = None) -> ASGIApp:
-    """The app a ``falproxy serve`` worker runs (a uvicorn factory)."""
+    """The app a ``falproxy serve`` worker runs (a uvicorn factory).
+
+    uvicorn calls it after installing its signal handlers, so SIGTERM also marks the
+    process as draining (``/readyz`` 503); see :mod:`falproxy.shutdown`.
+    """
     env = os.environ if env is None else env
     fake_base = env.get(FAKE_BASE_ENV) or None
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
-    return build_app(ProxyConfig.from_env(env), fake_base=fake_base, fake_speed=speed)
+    app = build_app(config_from_sources(env), fake_base=fake_base, fake_speed=speed)
+    chain_drain_on_exit_signals()
+    return app
