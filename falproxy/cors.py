@@ -83,10 +83,17 @@ class CorsPolicy:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message, headers=[*message.get("headers", ()), *extra])
+                # fal answers with its own `access-control-*` (e.g. `*`); a second
+                # Allow-Origin would make the browser reject the response, so ours win.
+                kept = [h for h in message.get("headers", ()) if not _is_cors_header(h[0])]
+                message = dict(message, headers=[*kept, *extra])
             await send(message)
 
         return send_with_cors
+
+
+def _is_cors_header(name: bytes) -> bool:
+    return name.lower().startswith(b"access-control-")
 
 
 def _allowed_header(name: str) -> bool:
