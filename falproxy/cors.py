@@ -1,7 +1,8 @@
 """CORS for a sidecar on another origin than the app that calls it.
 
 Only origins listed in ``cors_origins`` (exact ``scheme://host[:port]``, or ``*``) get
-CORS headers; any other origin gets none and the browser blocks the call. A preflight is
+CORS headers; any other origin gets none and the browser blocks the call. fal's own
+CORS headers are always dropped from relayed responses. A preflight is
 answered by the proxy itself and never reaches fal. The allowed request headers are the
 ones fal's clients send; the exposed response headers let the browser read fal's request
 id and the rate-limit answer.
@@ -71,20 +72,25 @@ class CorsPolicy:
         await _empty(send, 204, headers)
 
     def wrap(self, scope: Scope, send: Send) -> Send:
-        """A ``send`` that adds the CORS response headers for an allowed origin."""
-        origin = self.allowed_origin(scope)
-        if origin is None:
-            return send
-        extra = [
-            (b"access-control-allow-origin", origin),
-            (b"access-control-expose-headers", EXPOSED_RESPONSE_HEADERS),
-            (b"vary", b"origin"),
-        ]
+        """A ``send`` that replaces fal's CORS headers with ours (none for strangers).
+
+        fal answers with its own ``access-control-*`` (``*``); the proxy, not fal,
+        decides which origins may read its responses, and a second Allow-Origin would
+        make a browser reject the response anyway.
+        """
+        origin = self.allowed_origin(scope) if self._origins else None
+        extra = (
+            [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", EXPOSED_RESPONSE_HEADERS),
+                (b"vary", b"origin"),
+            ]
+            if origin is not None
+            else []
+        )
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # fal answers with its own `access-control-*` (e.g. `*`); a second
-                # Allow-Origin would make the browser reject the response, so ours win.
                 kept = [h for h in message.get("headers", ()) if not _is_cors_header(h[0])]
                 message = dict(message, headers=[*kept, *extra])
             await send(message)

@@ -38,7 +38,12 @@ def test_static_tokens(fake_url: str) -> None:
     with live_proxy(fake_url, auth_tokens=TOKENS, on_event=(record,)) as client:
         assert run(client, **bearer("second-static-token")).status_code == 200
         assert run(client, **{"authorization": "bearer first-static-token"}).status_code == 200
-        for headers in ({}, bearer("wrong"), bearer("first-static-token-x"), {"authorization": "Basic abc"}):
+        for headers in (
+            {},
+            bearer("wrong"),
+            bearer("first-static-token-x"),
+            {"authorization": "Basic abc"},
+        ):
             refused = run(client, **headers)
             assert refused.status_code == 401, headers
             assert refused.json()["detail"]
