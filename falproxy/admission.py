@@ -70,6 +70,10 @@ class Gate:
             else None
         )
 
+    async def aclose(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.aclose()
+
     async def admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
         """Run identity, before_request, limit and key for one call, in that order."""
         method = "WEBSOCKET" if scope["type"] == "websocket" else scope["method"]

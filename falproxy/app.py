@@ -82,8 +82,9 @@ class FalProxy:
             await send({"type": "websocket.close", "code": 1008})
 
     async def aclose(self) -> None:
-        """Close pooled upstream connections."""
+        """Close pooled upstream (and rate-limit storage) connections."""
         await self.upstream.aclose()
+        await self.gate.aclose()
 
     def startup_warnings(self) -> list[str]:
         """What an operator must hear once at start-up."""

@@ -134,6 +134,17 @@ class RateLimiter:
             for index, rule in enumerate(rules)
         )
 
+    async def aclose(self) -> None:
+        """Close the Redis connection pool (memory storage holds no connection).
+
+        ``limits`` has no public close; its Redis storage keeps the client on a bridge.
+        Closing it on shutdown keeps pooled sockets from outliving the event loop.
+        """
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+
     async def check(self, app_id: str | None, identity: str | None, address: str) -> None:
         """Count one call; raise ``RateLimited`` or ``LimiterUnavailable`` to refuse it."""
         for rule in self._rules:
