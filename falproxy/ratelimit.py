@@ -34,7 +34,10 @@ logger = logging.getLogger("falproxy.ratelimit")
 
 Per = Literal["identity", "address", "global"]
 PER_CHOICES: tuple[Per, ...] = ("identity", "address", "global")
-KEY_NAMESPACE = "falproxy"  # prefix of every counter key, beside slowapi's own "LIMITER"
+KEY_NAMESPACE = "falproxy"  # first part of every counter key
+# Redis key prefix; slowapi's Limiter uses limits' default "LIMITS", so a shared Redis
+# keeps the app's own counters and the proxy's apart.
+REDIS_KEY_PREFIX = "FALPROXY"
 # A dead Redis must cost a call milliseconds, not the OS's TCP timeout.
 REDIS_SOCKET_TIMEOUT = 0.5
 
@@ -205,6 +208,7 @@ def _storage(url: str | None) -> Storage:
     return RedisStorage(
         url,
         implementation="redispy",
+        key_prefix=REDIS_KEY_PREFIX,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
     )

@@ -24,10 +24,12 @@ def live_proxy(fake_url: str, **overrides: Any) -> Iterator[httpx.Client]:
         yield client
 
 
-def run(client: httpx.Client, target: str = FLUX, **headers: str) -> httpx.Response:
+def run(
+    client: httpx.Client, target: str = FLUX, *, route: str = ROUTE, **headers: str
+) -> httpx.Response:
     """One sync fal.run call through the proxy."""
     return client.post(
-        ROUTE,
+        route,
         headers={"x-fal-target-url": target, "content-type": "application/json", **headers},
         json={"prompt": "a fox"},
     )
