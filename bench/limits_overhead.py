@@ -3,14 +3,14 @@
 Two measurements, both bounded in count:
 
 1. end to end: `falproxy serve` (one worker) in front of `falproxy fake --speed 0`, each
-   as its own process on loopback; this script sends sequential sync runs and reports,
-   per limiter setting, the median over interleaved rounds of the mean latency per call
-   and its ratio to no limits;
+   as its own process on loopback, one proxy per limiter setting; this script sends
+   sequential sync runs to the three proxies in turn (so machine noise hits all three
+   alike) and reports the median latency per call and its ratio to no limits;
 2. the limiter alone: `RateLimiter.check` called in a loop in this process, which is
    what each call pays on top (one `hit` per matching rule: a dict update in memory,
    one Redis round-trip with Redis).
 
-Usage: .venv/bin/python bench/limits_overhead.py [--requests 300] [--rounds 5] [--checks 20000]
+Usage: .venv/bin/python bench/limits_overhead.py [--requests 1000] [--checks 20000]
 Needs `redis-server` on PATH for the Redis rows. Results: bench/limits_results.md.
 """
 
@@ -67,20 +67,30 @@ def process(args: list[str], port: int, env: dict[str, str] | None = None) -> It
         proc.wait(timeout=10)
 
 
-def end_to_end(fake: str, requests: int, limit_env: dict[str, str]) -> float:
-    """Mean seconds per call through a proxy process with the given limit settings."""
+@contextmanager
+def proxy(fake: str, limit_env: dict[str, str]) -> Iterator[str]:
+    """A `falproxy serve` process with the given limit settings; yields its route URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
     env.update(FAL_KEY=KEY, FALPROXY_ALLOW_ANONYMOUS="true", **limit_env)
     args = [FALPROXY, "serve", "--port", str(port), "--upstream", f"fal.run={fake}/run"]
-    with process([*args, "--log-level", "warning"], port, env) as base, httpx.Client() as client:
-        url = f"{base}/api/fal/proxy"
-        for _ in range(100):  # warm-up: connections, imports, caches
-            client.post(url, headers=HEADERS, json={"prompt": "x"}).raise_for_status()
-        started = time.perf_counter()
+    with process([*args, "--log-level", "warning"], port, env) as base:
+        yield f"{base}/api/fal/proxy"
+
+
+def interleaved(urls: dict[str, str], requests: int) -> dict[str, list[float]]:
+    """Seconds per call for each proxy, calls interleaved one by one so noise hits all."""
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    with httpx.Client() as client:
+        for _ in range(50):  # warm-up: connections, imports, caches
+            for url in urls.values():
+                client.post(url, headers=HEADERS, json={"prompt": "x"}).raise_for_status()
         for _ in range(requests):
-            client.post(url, headers=HEADERS, json={"prompt": "x"}).raise_for_status()
-        return (time.perf_counter() - started) / requests
+            for name, url in urls.items():
+                started = time.perf_counter()
+                client.post(url, headers=HEADERS, json={"prompt": "x"}).raise_for_status()
+                timings[name].append(time.perf_counter() - started)
+    return timings
 
 
 async def limiter_alone(checks: int, redis_url: str | None) -> float:
@@ -97,8 +107,7 @@ async def limiter_alone(checks: int, redis_url: str | None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=300, help="calls per round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000, help="calls per setting")
     parser.add_argument("--checks", type=int, default=20000)
     args = parser.parse_args()
     redis_port = free_port()
@@ -107,29 +116,26 @@ def main() -> None:
     fake_args = [FALPROXY, "fake", "--port", str(fake_port), "--speed", "0"]
     with process(redis, redis_port), process(fake_args, fake_port) as fake:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        settings = {
-            "no limits": {},
-            "memory": {"FALPROXY_RATE_LIMIT": GENEROUS},
-            "redis": {"FALPROXY_RATE_LIMIT": GENEROUS, "FALPROXY_REDIS_URL": redis_url},
-        }
-        rounds: dict[str, list[float]] = {name: [] for name in settings}
-        for _ in range(args.rounds):  # interleaved rounds, median, against machine noise
-            for name, env in settings.items():
-                rounds[name].append(end_to_end(fake, args.requests, env))
+        with (
+            proxy(fake, {}) as plain,
+            proxy(fake, {"FALPROXY_RATE_LIMIT": GENEROUS}) as memory,
+            proxy(fake, {"FALPROXY_RATE_LIMIT": GENEROUS, "FALPROXY_REDIS_URL": redis_url}) as red,
+        ):
+            urls = {"no limits": plain, "memory": memory, "redis": red}
+            timings = interleaved(urls, args.requests)
         alone = {
             "memory": asyncio.run(limiter_alone(args.checks, None)),
             "redis": asyncio.run(limiter_alone(args.checks, redis_url)),
         }
-    base = statistics.median(rounds["no limits"])
-    print("| storage | mean per call (ms) | ratio | added per call (us) | limiter alone (us) |")
+    base = statistics.median(timings["no limits"])
+    print(f"{args.requests} calls per setting, interleaved; {args.checks} limiter checks alone")
+    print("| storage | median per call (ms) | ratio | added per call (us) | limiter alone (us) |")
     print("|---|---|---|---|---|")
-    for name, samples in rounds.items():
-        best = statistics.median(samples)
-        added = (best - base) * 1e6
+    for name, samples in timings.items():
+        median = statistics.median(samples)
+        added = (median - base) * 1e6
         lone = f"{alone[name] * 1e6:.0f}" if name in alone else "-"
-        print(f"| {name} | {best * 1e3:.3f} | {best / base:.3f} | {added:.0f} | {lone} |")
-    spread = {name: f"{statistics.pstdev(s) * 1e3:.3f}" for name, s in rounds.items()}
-    print(f"\nround-to-round spread (ms): {spread}")
+        print(f"| {name} | {median * 1e3:.3f} | {median / base:.3f} | {added:.0f} | {lone} |")
 
 
 if __name__ == "__main__":

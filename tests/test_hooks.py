@@ -6,8 +6,9 @@ import json
 import time
 
 import httpx
+import pytest
 
-from falproxy import FalCredential, Identity, ProxyEvent, Reply, RequestContext
+from falproxy import FalCredential, Identity, ProxyEvent, RateLimited, Reply, RequestContext
 from falproxy.hooks import emit
 from tests.conftest import TEST_KEY
 from tests.hook_support import FLUX, SCHNELL, live_proxy, run
@@ -159,3 +160,44 @@ def test_json_access_log(fake_url: str, no_key_in_logs: object) -> None:
 async def test_emit_without_hooks_is_a_no_op() -> None:
     event = ProxyEvent(kind="http", method="GET", app_id=None, status=200, outcome="ok")
     await emit((), event)
+
+
+async def test_websocket_handshake_runs_the_same_admission() -> None:
+    """The WebSocket relay calls `FalProxy.admit` with its handshake scope: same hooks."""
+    from falproxy import FalProxy, ProxyConfig, RateLimit, Unauthorized
+    from falproxy.targets import parse_target
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def before(context: RequestContext) -> Reply | None:
+        seen.append((context.method, context.identity.id if context.identity else None))
+        return None
+
+    async def tenant_key(context: RequestContext) -> FalCredential | None:
+        return FalCredential("tenant-id:tenant-secret")
+
+    config = ProxyConfig(
+        credential=FalCredential("id:secret"),
+        auth_tokens=("ws-token",),
+        before_request=(before,),
+        resolve_key=(tenant_key,),
+        rate_limits=(RateLimit("1/minute"),),
+    )
+    proxy = FalProxy(config)
+    target = parse_target("wss://ws.fal.run/fal-ai/fast-lcm-diffusion", scheme="wss")
+    scope = {
+        "type": "websocket",
+        "path": "/api/fal/proxy",
+        "headers": [(b"authorization", b"Bearer ws-token")],
+        "client": ("127.0.0.1", 5000),
+    }
+    admission = await proxy.admit(scope, target, "fal-ai/fast-lcm-diffusion")
+    assert admission.reply is None and admission.identity is not None
+    assert admission.identity.id == "token-1"
+    assert admission.authorization == b"Key tenant-id:tenant-secret"
+    assert seen == [("WEBSOCKET", "token-1")]
+    with pytest.raises(RateLimited):
+        await proxy.admit(scope, target, "fal-ai/fast-lcm-diffusion")
+    with pytest.raises(Unauthorized):
+        await proxy.admit(dict(scope, headers=[]), target, "fal-ai/fast-lcm-diffusion")
+    await proxy.aclose()
