@@ -10,12 +10,13 @@ or one whose ``reply`` short-circuits the call, or raises ``ProxyError`` (401, 4
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from falproxy.auth import CHALLENGE, JWTVerifier, StaticTokens, bearer_token
 from falproxy.client_address import ClientAddress, parse_networks
 from falproxy.config import ProxyConfig
-from falproxy.errors import ConfigError, Unauthorized
+from falproxy.errors import ConfigError, ProxyError, Unauthorized
 from falproxy.hooks import (
     Authenticate,
     Identity,
@@ -30,6 +31,15 @@ from falproxy.ratelimit import RateLimiter
 from falproxy.settings_checks import has_authentication
 from falproxy.targets import Target
 from falproxy.types import Scope
+
+logger = logging.getLogger("falproxy.hooks")
+
+
+class HookFailed(ProxyError):
+    """A user hook raised something other than ``ProxyError``: refuse, never fail open."""
+
+    status = 500
+    default_detail = "The proxy could not check this call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +85,20 @@ class Gate:
             await self.limiter.aclose()
 
     async def admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
-        """Run identity, before_request, limit and key for one call, in that order."""
+        """Run identity, before_request, limit and key for one call, in that order.
+
+        A hook that crashes refuses the call with 500; its exception's text (which may
+        quote a token or a request) is not logged, only its type.
+        """
+        try:
+            return await self._admit(scope, target, app_id)
+        except ProxyError:
+            raise
+        except Exception as exc:
+            logger.error("a hook failed while admitting a call: %s", type(exc).__name__)
+            raise HookFailed() from None
+
+    async def _admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
         method = "WEBSOCKET" if scope["type"] == "websocket" else scope["method"]
         context = RequestContext(target, app_id, method, scope, self._address(scope))
         context = dataclasses.replace(context, identity=await self._identify(context))

@@ -143,7 +143,7 @@ class FalProxy:
         app_id: str | None = None
         identity: Identity | None = None
         result = RelayResult()
-        self.metrics.open.labels("http").inc()
+        self.metrics.open_http.inc()
         try:
             check_method(method)
             target = read_target(scope)
@@ -174,7 +174,7 @@ class FalProxy:
         except ClientDisconnected:
             result.outcome = "client_gone"
         finally:
-            self.metrics.open.labels("http").dec()
+            self.metrics.open_http.dec()
             seconds = time.perf_counter() - started
             await self._finish(http_event(method, app_id, result, seconds, identity))
 

@@ -58,6 +58,7 @@ class ProxyMetrics:
             ["kind"],
             registry=r,
         )
+        self.open_http = self.open.labels("http")  # hoisted: touched twice per call
         self.limited = Counter(
             "falproxy_rate_limited", "Calls refused by a rate limit", ["rule"], registry=r
         )

@@ -201,3 +201,18 @@ async def test_websocket_handshake_runs_the_same_admission() -> None:
     with pytest.raises(Unauthorized):
         await proxy.admit(dict(scope, headers=[]), target, "fal-ai/fast-lcm-diffusion")
     await proxy.aclose()
+
+
+def test_a_crashing_hook_refuses_with_500_and_logs_only_its_type(
+    fake_url: str, no_key_in_logs: object
+) -> None:
+    async def buggy(context: RequestContext) -> Identity | None:
+        raise KeyError("session-secret-value")
+
+    with live_proxy(fake_url, authenticate=(buggy,)) as client:
+        response = run(client)
+        assert response.status_code == 500
+        assert response.json() == {"detail": "The proxy could not check this call"}
+    lines = no_key_in_logs.lines  # type: ignore[attr-defined]
+    assert any("hook failed" in line and "KeyError" in line for line in lines)
+    assert not any("session-secret-value" in line for line in lines)
