@@ -29,13 +29,12 @@ from falproxy.errors import (
 )
 from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
-from falproxy.hooks import Identity, Reply, emit
-from falproxy.keys import FAKE_CREDENTIAL_VALUE
+from falproxy.hooks import Identity, emit, send_reply
 from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.ratelimit import LimiterUnavailable, RateLimited
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
-from falproxy.settings_checks import has_authentication
+from falproxy.settings_checks import authentication_warnings
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
 from falproxy.upstreams import UpstreamMap
@@ -95,16 +94,7 @@ class FalProxy:
                 "(set FALPROXY_ALLOWED_ENDPOINTS, e.g. 'fal-ai/flux/**')"
             )
         warnings.extend(f"upstream mapped: {line}" for line in self.upstreams.describe())
-        real_key = self.config.credential is not None and (
-            self.config.credential.reveal() != FAKE_CREDENTIAL_VALUE
-        )
-        if real_key and not has_authentication(self.config) and not self.config.allow_anonymous:
-            warnings.append(
-                "no authentication: anyone who can reach this port can call the allowed fal "
-                "endpoints with your key and spend your fal credits (set FALPROXY_AUTH_TOKENS, "
-                "FALPROXY_JWT_SECRET or FALPROXY_JWKS_URL; FALPROXY_ALLOW_ANONYMOUS=true "
-                "silences this warning)"
-            )
+        warnings.extend(authentication_warnings(self.config))
         return warnings
 
     async def admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
@@ -151,7 +141,8 @@ class FalProxy:
             admission = await self.admit(scope, target, app_id)
             identity = admission.identity
             if admission.reply is not None:
-                await self._short_circuit(send, admission.reply, result)
+                result.status, result.outcome = admission.reply.status, "refused"
+                await send_reply(send, admission.reply)
                 return
             declared = declared_body(scope["headers"], self.config.max_body_bytes)
             body, body_done, length = await self._body(method, target, declared, receive, result)
@@ -177,19 +168,6 @@ class FalProxy:
             self.metrics.open_http.dec()
             seconds = time.perf_counter() - started
             await self._finish(http_event(method, app_id, result, seconds, identity))
-
-    async def _short_circuit(self, send: Send, reply: Reply, result: RelayResult) -> None:
-        """Send a before_request hook's answer instead of calling fal."""
-        result.status, result.outcome = reply.status, "refused"
-        body = reply.encoded()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": reply.raw_headers(body),
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     async def _finish(self, event: ProxyEvent) -> None:
         """One event per call: access log, metrics, then the on_event hooks."""

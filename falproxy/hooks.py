@@ -30,7 +30,7 @@ from typing import Any
 from falproxy.events import ProxyEvent
 from falproxy.keys import FalCredential
 from falproxy.targets import Target
-from falproxy.types import Scope
+from falproxy.types import Scope, Send
 
 logger = logging.getLogger("falproxy.hooks")
 
@@ -86,6 +86,14 @@ class Reply:
         ]
         headers.extend((k.lower().encode(), v.encode()) for k, v in self.headers.items())
         return headers
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    """Send a ``before_request`` hook's answer instead of calling fal."""
+    body = reply.encoded()
+    start = {"type": "http.response.start", "status": reply.status}
+    await send({**start, "headers": reply.raw_headers(body)})
+    await send({"type": "http.response.body", "body": body})
 
 
 Authenticate = Callable[[RequestContext], Awaitable[Identity | None]]

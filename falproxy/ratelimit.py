@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import limits
+import limits.errors
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from falproxy.errors import ProxyError
+from falproxy.errors import ConfigError, ProxyError
 from falproxy.policy import compile_glob
 
 logger = logging.getLogger("falproxy.ratelimit")
@@ -205,10 +206,15 @@ def _who(per: Per, identity: str | None, address: str) -> str:
 def _storage(url: str | None) -> Storage:
     if not url:
         return MemoryStorage()
-    return RedisStorage(
-        url,
-        implementation="redispy",
-        key_prefix=REDIS_KEY_PREFIX,
-        socket_timeout=REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
-    )
+    try:
+        return RedisStorage(
+            url,
+            implementation="redispy",
+            key_prefix=REDIS_KEY_PREFIX,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+        )
+    except limits.errors.ConfigurationError:
+        raise ConfigError(
+            "a Redis URL needs the redis package: pip install 'falproxy[redis]'"
+        ) from None

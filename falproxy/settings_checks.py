@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from falproxy.client_address import parse_networks
 from falproxy.errors import ConfigError
+from falproxy.keys import FAKE_CREDENTIAL_VALUE
 
 if TYPE_CHECKING:
     from falproxy.config import ProxyConfig
@@ -53,6 +54,20 @@ def check_hook_settings(config: ProxyConfig) -> None:
 def has_authentication(config: ProxyConfig) -> bool:
     """True when some check can give a call an identity."""
     return bool(config.auth_tokens or config.jwt_secret or config.jwks_url or config.authenticate)
+
+
+def authentication_warnings(config: ProxyConfig) -> list[str]:
+    """The start-up warning for a real key that anyone on the network may use."""
+    credential = config.credential
+    real_key = credential is not None and credential.reveal() != FAKE_CREDENTIAL_VALUE
+    if not real_key or has_authentication(config) or config.allow_anonymous:
+        return []
+    return [
+        "no authentication: anyone who can reach this port can call the allowed fal "
+        "endpoints with your key and spend your fal credits (set FALPROXY_AUTH_TOKENS, "
+        "FALPROXY_JWT_SECRET or FALPROXY_JWKS_URL; FALPROXY_ALLOW_ANONYMOUS=true "
+        "silences this warning)"
+    ]
 
 
 def parse_bool(variable: str, raw: str) -> bool:
