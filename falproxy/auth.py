@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 import jwt
 
-from falproxy.errors import Unauthorized
+from falproxy.errors import ProxyError, Unauthorized
 from falproxy.hooks import Identity, RequestContext
 
 BEARER_PREFIX = "bearer "  # RFC 6750 section 2.1; the scheme is case-insensitive
@@ -25,7 +25,15 @@ JWKS_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"
 SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
 JWKS_CACHE_SECONDS = 300  # how long fetched signing keys are trusted before a refetch
 JWT_LEEWAY_SECONDS = 30  # clock skew tolerated on exp/nbf/iat
+JWKS_TIMEOUT_SECONDS = 5.0  # an identity provider slower than this is treated as down
 CHALLENGE = {"www-authenticate": "Bearer"}  # RFC 6750 section 3
+
+
+class IdentityUnavailable(ProxyError):
+    """The JWKS could not be fetched: the token may be fine, so this is not a 401."""
+
+    status = 503
+    default_detail = "Sign-in cannot be checked right now; try again shortly"
 
 
 def bearer_token(context: RequestContext) -> str | None:
@@ -83,7 +91,12 @@ class JWTVerifier:
             raise ValueError("give exactly one of secret or jwks_url")
         self._secret = secret
         self._jwks = (
-            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS)
+            jwt.PyJWKClient(
+                jwks_url,
+                cache_keys=True,
+                lifespan=JWKS_CACHE_SECONDS,
+                timeout=JWKS_TIMEOUT_SECONDS,
+            )
             if jwks_url
             else None
         )
@@ -117,6 +130,8 @@ class JWTVerifier:
                 leeway=JWT_LEEWAY_SECONDS,
                 options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
             )
+        except jwt.PyJWKClientConnectionError:
+            raise IdentityUnavailable(headers={"retry-after": "5"}) from None
         except jwt.PyJWKClientError:
             raise Unauthorized("The token's signing key is unknown", headers=CHALLENGE) from None
         except jwt.PyJWTError:

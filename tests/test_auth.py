@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -110,3 +111,14 @@ def test_jwt_from_jwks(fake_url: str, jwks_url: str, rsa_key: rsa.RSAPrivateKey)
         assert run(client, **bearer(make_jwt("x" * 40))).status_code == 401
         assert run(client).status_code == 401
     assert [e.identity for e in events if e.status == 200] == ["user-42"]
+
+
+def test_jwks_down_is_503_not_401(fake_url: str, rsa_key: rsa.RSAPrivateKey) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/jwks.json"
+    with live_proxy(fake_url, jwks_url=dead) as client:
+        response = run(client, **bearer(make_jwt(rsa_key, "RS256")))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "try again" in response.json()["detail"]
