@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,3 +71,21 @@ def test_app_label_is_bounded() -> None:
     assert len(labels) == MAX_APP_LABELS + 1 and "other" in labels
     assert metrics.app_label("owner/app-0") == "owner/app-0"
     assert metrics.app_label(None) == "-"
+
+
+def test_open_calls_gauge_counts_a_live_stream(fake_url: str) -> None:
+    slow = "https://fal.run/fake/slow-stream?events=50&interval=0.2"
+    headers = {"x-fal-target-url": slow, "content-type": "application/json"}
+    with live_proxy(fake_url, allow_anonymous=True) as client:
+        with client.stream("POST", ROUTE, headers=headers, json={}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    break
+            assert value(scrape(client), "falproxy_open_calls", kind="http") == 1
+        deadline = time.monotonic() + 5
+        while value(scrape(client), "falproxy_open_calls", kind="http") != 0:
+            assert time.monotonic() < deadline, "the gauge never went back to 0"
+            time.sleep(0.05)
+        outcomes = scrape(client)
+    gone = {"kind": "http", "app": "fake/slow-stream", "status": "200", "outcome": "client_gone"}
+    assert value(outcomes, "falproxy_requests_total", **gone) == 1
