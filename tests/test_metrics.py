@@ -78,10 +78,11 @@ def test_open_calls_gauge_counts_a_live_stream(fake_url: str) -> None:
     headers = {"x-fal-target-url": slow, "content-type": "application/json"}
     with live_proxy(fake_url, allow_anonymous=True) as client:
         with client.stream("POST", ROUTE, headers=headers, json={}) as response:
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    break
+            lines = response.iter_lines()  # held open: dropping it would close the stream
+            while not next(lines).startswith("data:"):
+                pass
             assert value(scrape(client), "falproxy_open_calls", kind="http") == 1
+            lines.close()
         deadline = time.monotonic() + 5
         while value(scrape(client), "falproxy_open_calls", kind="http") != 0:
             assert time.monotonic() < deadline, "the gauge never went back to 0"
