@@ -21,25 +21,47 @@ from falproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from falproxy.events import ProxyEvent
+from falproxy.hooks import (
+    Authenticate,
+    BeforeRequest,
+    Identity,
+    OnEvent,
+    Reply,
+    RequestContext,
+    ResolveKey,
+)
 from falproxy.keys import FalCredential
 from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.ratelimit import LimiterUnavailable, RateLimit, RateLimited
 from falproxy.targets import ALLOWED_HOSTS, Target, parse_target
 
 __all__ = [
     "ALLOWED_HOSTS",
     "DEFAULT_ALLOWED_URLS",
+    "Authenticate",
     "BadRequest",
+    "BeforeRequest",
     "ConfigError",
     "EndpointNotAllowed",
     "FalCredential",
     "FalProxy",
+    "Identity",
     "InvalidTarget",
+    "LimiterUnavailable",
     "MethodNotAllowed",
     "MissingTarget",
+    "OnEvent",
     "PayloadTooLarge",
     "Policy",
     "ProxyConfig",
     "ProxyError",
+    "ProxyEvent",
+    "RateLimit",
+    "RateLimited",
+    "Reply",
+    "RequestContext",
+    "ResolveKey",
     "Target",
     "Unauthorized",
     "UnsupportedMediaType",

@@ -1,6 +1,7 @@
 """``FalProxy``: the ASGI app, with the whole pipeline of one proxied call in order.
 
-route -> target -> policy -> body -> key -> relay. Each step is a small function that
+route -> target -> policy -> admission (identity, before_request, limit, key) -> body ->
+relay -> event. Each step is a small function that
 returns a value or raises ``ProxyError``; the handler catches it in one place and answers
 ``{"detail": ...}``. Nothing after the target step looks at the raw header again.
 """
@@ -14,8 +15,10 @@ from collections.abc import AsyncIterator, Iterable
 
 import anyio
 
+from falproxy.admission import Admission, Gate
 from falproxy.body import ClientDisconnected, DeclaredBody, declared_body, read_body, stream_body
 from falproxy.config import ProxyConfig
+from falproxy.cors import CorsPolicy
 from falproxy.errors import (
     ConfigError,
     InvalidTarget,
@@ -26,9 +29,13 @@ from falproxy.errors import (
 )
 from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
+from falproxy.hooks import Identity, emit, send_reply
+from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.readiness import Readiness, ReadinessCheck
+from falproxy.ratelimit import LimiterUnavailable, RateLimited
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
+from falproxy.settings_checks import authentication_warnings
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
 from falproxy.upstreams import UpstreamMap
@@ -41,6 +48,7 @@ PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 _ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 
 class FalProxy:
@@ -55,7 +63,6 @@ class FalProxy:
         self.config = config if config is not None else ProxyConfig.from_env()
         if self.config.credential is None:
             raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
-        self._authorization = self.config.credential.authorization
         self.policy = Policy(
             self.config.allowed_urls,
             self.config.allowed_endpoints,
@@ -65,6 +72,9 @@ class FalProxy:
         self.upstream = UpstreamClient(self.config)
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}
         self.readiness = Readiness()
+        self.metrics = ProxyMetrics()
+        self.gate = Gate(self.config, self.metrics)
+        self.cors = CorsPolicy(self.config.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -76,8 +86,9 @@ class FalProxy:
             await serve_websocket(self, scope, receive, send, routed=routed)
 
     async def aclose(self) -> None:
-        """Close pooled upstream connections."""
+        """Close pooled upstream (and rate-limit storage) connections."""
         await self.upstream.aclose()
+        await self.gate.aclose()
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """``/readyz`` answers 503 while ``check`` returns false (e.g. Redis unreachable)."""
@@ -92,7 +103,12 @@ class FalProxy:
                 "(set FALPROXY_ALLOWED_ENDPOINTS, e.g. 'fal-ai/flux/**')"
             )
         warnings.extend(f"upstream mapped: {line}" for line in self.upstreams.describe())
+        warnings.extend(authentication_warnings(self.config))
         return warnings
+
+    async def admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
+        """Identity, before_request, limit and key: the same for HTTP and WebSockets."""
+        return await self.gate.admit(scope, target, app_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -121,18 +137,23 @@ class FalProxy:
 
     async def serve_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one proxied call whatever the path: for routes a framework matched."""
-        await self._proxy(scope, receive, send)
+        if self.cors.enabled and self.cors.is_preflight(scope):
+            await self.cors.preflight(scope, send)
+        else:
+            await self._proxy(scope, receive, self.cors.wrap(scope, send))
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope)
         if self.serves_path(scope):
-            await self._proxy(scope, receive, send)
+            await self.serve_call(scope, receive, send)
         elif path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, {"status": "ok"})
         elif path == READY_PATH and scope["method"] in ("GET", "HEAD"):
             failing = await self.readiness.failures()
             body = {"status": "not ready", "failing": failing} if failing else {"status": "ready"}
             await send_json(send, 503 if failing else 200, body)
+        elif path == METRICS_PATH and self.config.metrics and scope["method"] == "GET":
+            await send_bytes(send, 200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
         else:
             await send_error(send, NotFound())
 
@@ -140,14 +161,22 @@ class FalProxy:
         started = time.perf_counter()
         method: str = scope["method"]
         app_id: str | None = None
+        identity: Identity | None = None
         result = RelayResult()
+        self.metrics.open_http.inc()
         try:
             check_method(method)
             target = read_target(scope)
             app_id = self.policy.check(target)
+            admission = await self.admit(scope, target, app_id)
+            identity = admission.identity
+            if admission.reply is not None:
+                result.status, result.outcome = admission.reply.status, "refused"
+                await send_reply(send, admission.reply)
+                return
             declared = declared_body(scope["headers"], self.config.max_body_bytes)
             body, body_done, length = await self._body(method, target, declared, receive, result)
-            headers = upstream_request_headers(scope["headers"], self._authorization, length)
+            headers = upstream_request_headers(scope["headers"], admission.authorization, length)
             url = self.upstreams.url_for(target)
             request = build_request(self.upstream, method, url, headers, body)
             await relay_http(
@@ -161,12 +190,20 @@ class FalProxy:
             )
         except ProxyError as exc:
             result.status = exc.status
-            result.outcome = "upstream_error" if exc.status >= 500 else "refused"
+            result.outcome = error_outcome(exc)
             await send_error(send, exc)
         except ClientDisconnected:
             result.outcome = "client_gone"
         finally:
-            log_event(http_event(method, app_id, result, time.perf_counter() - started))
+            self.metrics.open_http.dec()
+            seconds = time.perf_counter() - started
+            await self._finish(http_event(method, app_id, result, seconds, identity))
+
+    async def _finish(self, event: ProxyEvent) -> None:
+        """One event per call: access log, metrics, then the on_event hooks."""
+        log_event(event, json_format=self.config.access_log_format == "json")
+        self.metrics.observe(event)
+        await emit(self.config.on_event, event)
 
     async def _body(
         self,
@@ -247,7 +284,30 @@ async def send_error(send: Send, error: ProxyError) -> None:
     await send({"type": "http.response.body", "body": error.body()})
 
 
-def http_event(method: str, app_id: str | None, result: RelayResult, seconds: float) -> ProxyEvent:
+def error_outcome(error: ProxyError) -> str:
+    if isinstance(error, RateLimited):
+        return "limited"
+    if isinstance(error, LimiterUnavailable):
+        return "refused"
+    return "upstream_error" if error.status >= 500 else "refused"
+
+
+async def send_bytes(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def http_event(
+    method: str,
+    app_id: str | None,
+    result: RelayResult,
+    seconds: float,
+    identity: Identity | None = None,
+) -> ProxyEvent:
     return ProxyEvent(
         kind="http",
         method=method,
@@ -259,4 +319,5 @@ def http_event(method: str, app_id: str | None, result: RelayResult, seconds: fl
         duration_seconds=seconds,
         first_byte_seconds=result.first_byte_seconds,
         request_id=result.request_id,
+        identity=identity.id if identity else None,
     )

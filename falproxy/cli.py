@@ -116,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
+        proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
     )
     return 0
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from falproxy.errors import ConfigError
+from falproxy.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
 from falproxy.keys import FalCredential, credential_from_env
 from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.ratelimit import RateLimit, parse_rate_limits
+from falproxy.settings_checks import check_hook_settings, mask_url, parse_bool
 from falproxy.targets import ALLOWED_HOSTS
 
 DEFAULT_ROUTE = "/api/fal/proxy"
@@ -58,6 +61,24 @@ class ProxyConfig:
     ws_ping_timeout: float = DEFAULT_WS_PING_TIMEOUT
     ws_max_queue: int = DEFAULT_WS_MAX_QUEUE
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    # Identity, limits, metrics, CORS and hooks (see hooks.py); secrets kept out of repr.
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    allow_anonymous: bool = False
+    rate_limits: tuple[RateLimit, ...] = ()
+    redis_url: str | None = field(default=None, repr=False)
+    rate_limit_fail_open: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    access_log_format: str = "text"
+    metrics: bool = True
+    authenticate: tuple[Authenticate, ...] = ()
+    before_request: tuple[BeforeRequest, ...] = ()
+    resolve_key: tuple[ResolveKey, ...] = ()
+    on_event: tuple[OnEvent, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -73,6 +94,7 @@ class ProxyConfig:
         for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
         _check_positive("shutdown_grace", self.shutdown_grace)
+        check_hook_settings(self)
 
     @classmethod
     def from_env(
@@ -108,6 +130,20 @@ class ProxyConfig:
             "max_token_expiration": self.max_token_expiration,
             **{name: getattr(self, name) for name in _WS_POSITIVE_SETTINGS},
             "shutdown_grace": self.shutdown_grace,
+            "auth_tokens": f"{len(self.auth_tokens)} token(s)" if self.auth_tokens else None,
+            "jwt": "shared secret ****" if self.jwt_secret else self.jwks_url,
+            "allow_anonymous": self.allow_anonymous,
+            "rate_limits": [str(rule) for rule in self.rate_limits],
+            "redis_url": mask_url(self.redis_url) if self.redis_url else None,
+            "rate_limit_fail_open": self.rate_limit_fail_open,
+            "trusted_proxies": list(self.trusted_proxies),
+            "cors_origins": list(self.cors_origins),
+            "access_log_format": self.access_log_format,
+            "metrics": self.metrics,
+            "hooks": {
+                kind: len(getattr(self, kind))
+                for kind in ("authenticate", "before_request", "resolve_key", "on_event")
+            },
         }
 
 
@@ -169,6 +205,13 @@ def _parse_route(variable: str, raw: str) -> str:
     return raw.strip()
 
 
+def _parse_rate_limits(variable: str, raw: str) -> tuple[RateLimit, ...]:
+    try:
+        return parse_rate_limits(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
+
+
 _ENV_SETTINGS = {
     "route": ("FALPROXY_ROUTE", _parse_route),
     "allowed_urls": ("FALPROXY_ALLOWED_URLS", parse_list),
@@ -185,6 +228,19 @@ _ENV_SETTINGS = {
     "ws_ping_timeout": ("FALPROXY_WS_PING_TIMEOUT", _parse_seconds),
     "ws_max_queue": ("FALPROXY_WS_MAX_QUEUE", _parse_int),
     "shutdown_grace": ("FALPROXY_SHUTDOWN_GRACE", _parse_seconds),
+    "auth_tokens": ("FALPROXY_AUTH_TOKENS", parse_list),
+    "jwt_secret": ("FALPROXY_JWT_SECRET", _parse_route),
+    "jwks_url": ("FALPROXY_JWKS_URL", _parse_route),
+    "jwt_audience": ("FALPROXY_JWT_AUDIENCE", _parse_route),
+    "jwt_issuer": ("FALPROXY_JWT_ISSUER", _parse_route),
+    "allow_anonymous": ("FALPROXY_ALLOW_ANONYMOUS", parse_bool),
+    "rate_limits": ("FALPROXY_RATE_LIMIT", _parse_rate_limits),
+    "redis_url": ("FALPROXY_REDIS_URL", _parse_route),
+    "rate_limit_fail_open": ("FALPROXY_RATE_LIMIT_FAIL_OPEN", parse_bool),
+    "trusted_proxies": ("FALPROXY_TRUSTED_PROXIES", parse_list),
+    "cors_origins": ("FALPROXY_CORS_ORIGINS", parse_list),
+    "access_log_format": ("FALPROXY_ACCESS_LOG_FORMAT", _parse_route),
+    "metrics": ("FALPROXY_METRICS", parse_bool),
 }
 # The WebSocket relay's settings; all must be positive.
 _WS_POSITIVE_SETTINGS = (

@@ -7,8 +7,9 @@ consume the same value. An event holds no URL query, header value or key.
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 access_logger = logging.getLogger("falproxy.access")
 
@@ -21,7 +22,7 @@ class ProxyEvent:
     method: str  # HTTP method, or "WEBSOCKET"
     app_id: str | None  # the fal app, when the target named one
     status: int  # HTTP status sent to the client (101 for a relayed socket), 0 if none
-    outcome: str  # ok | refused | upstream_error | client_gone
+    outcome: str  # ok | refused | limited | upstream_error | client_gone
     bytes_up: int = 0  # request body (or frames) sent to fal
     bytes_down: int = 0  # response body (or frames) sent to the client
     duration_seconds: float = 0.0
@@ -33,8 +34,11 @@ class ProxyEvent:
     close_code: int | None = None  # WebSocket only
 
 
-def log_event(event: ProxyEvent) -> None:
-    """One access-log line per call."""
+def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
+    """One access-log line per call (``key=value`` text, or one JSON object)."""
+    if json_format:
+        access_logger.info("%s", event_json(event))
+        return
     access_logger.info(
         "%s %s app=%s status=%s outcome=%s up=%d down=%d ms=%.1f",
         event.kind,
@@ -46,3 +50,9 @@ def log_event(event: ProxyEvent) -> None:
         event.bytes_down,
         event.duration_seconds * 1000,
     )
+
+
+def event_json(event: ProxyEvent) -> str:
+    """The event as one JSON object; it holds no secret by construction (see above)."""
+    record = {key: value for key, value in asdict(event).items() if value is not None}
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)

@@ -35,6 +35,7 @@ def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
         log_level="warning",
         access_log=False,
         log_config=None,
+        proxy_headers=False,  # as `falproxy serve`: the proxy decides whom to trust
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
