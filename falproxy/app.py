@@ -32,8 +32,8 @@ from falproxy.headers import TARGET_HEADER, upstream_request_headers
 from falproxy.hooks import Identity, emit, send_reply
 from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
-from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.ratelimit import LimiterUnavailable, RateLimited
+from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
 from falproxy.settings_checks import authentication_warnings
 from falproxy.targets import Target, parse_target_header
