@@ -107,7 +107,11 @@ class Gate:
             return Admission(context, b"", reply)
         if self.limiter is not None:
             who = context.identity.id if context.identity else None
-            await self.limiter.check(app_id, who, context.client)
+            try:
+                await self.limiter.check(app_id, who, context.client)
+            except ProxyError as refusal:
+                refusal.caller = who  # so the "limited" event says who was limited
+                raise
         credential = await first_credential(self._resolve, context)
         authorization = credential.authorization if credential else self._default_authorization
         return Admission(context, authorization)

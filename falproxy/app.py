@@ -29,10 +29,9 @@ from falproxy.errors import (
 )
 from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
-from falproxy.hooks import Identity, emit, send_reply
+from falproxy.hooks import emit, send_reply
 from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
-from falproxy.ratelimit import LimiterUnavailable, RateLimited
 from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
 from falproxy.settings_checks import authentication_warnings
@@ -161,7 +160,7 @@ class FalProxy:
         started = time.perf_counter()
         method: str = scope["method"]
         app_id: str | None = None
-        identity: Identity | None = None
+        caller: str | None = None  # the identity's id, once known
         result = RelayResult()
         self.metrics.open_http.inc()
         try:
@@ -169,7 +168,7 @@ class FalProxy:
             target = read_target(scope)
             app_id = self.policy.check(target)
             admission = await self.admit(scope, target, app_id)
-            identity = admission.identity
+            caller = admission.identity.id if admission.identity else None
             if admission.reply is not None:
                 result.status, result.outcome = admission.reply.status, "refused"
                 await send_reply(send, admission.reply)
@@ -190,17 +189,18 @@ class FalProxy:
             )
         except ProxyError as exc:
             result.status = exc.status
-            result.outcome = error_outcome(exc)
+            result.outcome = exc.outcome
+            caller = caller or exc.caller
             await send_error(send, exc)
         except ClientDisconnected:
             result.outcome = "client_gone"
         finally:
             self.metrics.open_http.dec()
             seconds = time.perf_counter() - started
-            await self._finish(http_event(method, app_id, result, seconds, identity))
+            await self.finish(http_event(method, app_id, result, seconds, caller))
 
-    async def _finish(self, event: ProxyEvent) -> None:
-        """One event per call: access log, metrics, then the on_event hooks."""
+    async def finish(self, event: ProxyEvent) -> None:
+        """One event per call (HTTP or WebSocket): access log, metrics, on_event hooks."""
         log_event(event, json_format=self.config.access_log_format == "json")
         self.metrics.observe(event)
         await emit(self.config.on_event, event)
@@ -284,14 +284,6 @@ async def send_error(send: Send, error: ProxyError) -> None:
     await send({"type": "http.response.body", "body": error.body()})
 
 
-def error_outcome(error: ProxyError) -> str:
-    if isinstance(error, RateLimited):
-        return "limited"
-    if isinstance(error, LimiterUnavailable):
-        return "refused"
-    return "upstream_error" if error.status >= 500 else "refused"
-
-
 async def send_bytes(send: Send, status: int, body: bytes, content_type: str) -> None:
     headers = [
         (b"content-type", content_type.encode()),
@@ -306,7 +298,7 @@ def http_event(
     app_id: str | None,
     result: RelayResult,
     seconds: float,
-    identity: Identity | None = None,
+    caller: str | None = None,
 ) -> ProxyEvent:
     return ProxyEvent(
         kind="http",
@@ -319,5 +311,5 @@ def http_event(
         duration_seconds=seconds,
         first_byte_seconds=result.first_byte_seconds,
         request_id=result.request_id,
-        identity=identity.id if identity else None,
+        identity=caller,
     )

@@ -32,10 +32,12 @@ class ProxyError(Exception):
 
     status: int = 500
     default_detail: str = "Internal proxy error"
+    outcome: str = "refused"  # the ProxyEvent outcome of a call that ends in this error
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         self.detail = detail or self.default_detail
         self.headers = headers or {}
+        self.caller: str | None = None  # the identity, when the refusal came after it
         super().__init__(self.detail)
 
     def body(self) -> bytes:
@@ -102,11 +104,13 @@ class UnsupportedMediaType(ProxyError):
 class UpstreamUnavailable(ProxyError):
     status = 502
     default_detail = "The fal API could not be reached"
+    outcome = "upstream_error"
 
 
 class UpstreamTimeout(ProxyError):
     status = 504
     default_detail = "The fal API did not answer in time"
+    outcome = "upstream_error"
 
 
 class ConfigError(Exception):

@@ -59,6 +59,7 @@ class ProxyMetrics:
             registry=r,
         )
         self.open_http = self.open.labels("http")  # hoisted: touched twice per call
+        self.open_websocket = self.open.labels("websocket")
         self.limited = Counter(
             "falproxy_rate_limited", "Calls refused by a rate limit", ["rule"], registry=r
         )

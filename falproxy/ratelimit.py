@@ -46,6 +46,7 @@ REDIS_SOCKET_TIMEOUT = 0.5
 class RateLimited(ProxyError):
     status = 429
     default_detail = "Rate limit exceeded"
+    outcome = "limited"
 
 
 class LimiterUnavailable(ProxyError):

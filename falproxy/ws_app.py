@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from falproxy.errors import NotFound, ProxyError
-from falproxy.events import ProxyEvent, log_event
+from falproxy.events import ProxyEvent
 from falproxy.relay_ws import WsLimits, WsStats, open_upstream, relay_frames
 from falproxy.types import Receive, Scope, Send
 from falproxy.ws_handshake import admit_websocket, deny_websocket
@@ -37,17 +37,24 @@ async def serve_websocket(
     stats = WsStats()
     limits = WsLimits.from_config(proxy.config)
     app_id: str | None = None
+    caller: str | None = None  # the identity's id, once known
     status = 0
+    proxy.metrics.open_websocket.inc()
     try:
         try:
             if not routed:
                 raise NotFound()
             admission = await admit_websocket(proxy, scope)
             app_id = admission.app_id
+            caller = admission.identity.id if admission.identity else None
+            if admission.reply is not None:
+                status, stats.outcome = admission.reply.status, "refused"
+                await deny_websocket(scope, send, admission.reply)
+                return
             upstream = await open_upstream(admission, limits)
         except ProxyError as exc:
-            status = exc.status
-            stats.outcome = "upstream_error" if exc.status >= 500 else "refused"
+            status, caller = exc.status, caller or exc.caller
+            stats.outcome = exc.outcome
             await deny_websocket(scope, send, exc)
             return
         status = SWITCHING_PROTOCOLS
@@ -55,10 +62,18 @@ async def serve_websocket(
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
             await relay_frames(upstream, receive, send, limits, stats)
     finally:
-        log_event(ws_event(app_id, status, stats, time.perf_counter() - started))
+        proxy.metrics.open_websocket.dec()
+        seconds = time.perf_counter() - started
+        await proxy.finish(ws_event(app_id, status, stats, seconds, caller))
 
 
-def ws_event(app_id: str | None, status: int, stats: WsStats, seconds: float) -> ProxyEvent:
+def ws_event(
+    app_id: str | None,
+    status: int,
+    stats: WsStats,
+    seconds: float,
+    caller: str | None = None,
+) -> ProxyEvent:
     return ProxyEvent(
         kind="websocket",
         method="WEBSOCKET",
@@ -71,4 +86,5 @@ def ws_event(app_id: str | None, status: int, stats: WsStats, seconds: float) ->
         frames_up=stats.frames_up,
         frames_down=stats.frames_down,
         close_code=stats.close_code,
+        identity=caller,
     )

@@ -17,6 +17,7 @@ import anyio
 
 from falproxy.errors import InvalidTarget, MissingTarget, ProxyError
 from falproxy.headers import CLIENT_PROXY_HEADER, FAL_HEADER_PREFIX, TARGET_HEADER
+from falproxy.hooks import Identity, Reply
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Scope, Send
 
@@ -57,6 +58,8 @@ class WsAdmission:
     url: str  # where to connect: the target, or its --upstream mapping (ws:// or wss://)
     headers: tuple[tuple[str, str], ...]  # handshake headers for fal, the key included
     subprotocols: tuple[str, ...]  # what the client offered, offered to fal in turn
+    identity: Identity | None = None  # who called, when an auth hook said so
+    reply: Reply | None = None  # a before_request hook's refusal, sent instead of relaying
 
 
 def read_ws_target(scope: Scope) -> Target:
@@ -102,24 +105,25 @@ def forwarded_headers(scope: Scope, authorization: bytes) -> tuple[tuple[str, st
 async def admit_websocket(proxy: FalProxy, scope: Scope) -> WsAdmission:
     """Decide, before the upgrade, whether and where this socket is relayed.
 
-    Target, then policy, then the key: the same steps as an HTTP call. Raises
-    :class:`ProxyError`; the caller turns it into an HTTP denial.
+    Target, policy, then the proxy's admission (identity, before_request, rate limit and
+    key): the very steps of an HTTP call. Raises :class:`ProxyError`; the caller turns it,
+    or a hook's ``reply``, into an HTTP denial.
     """
     target = read_ws_target(scope)
     app_id = proxy.policy.check(target)
-    credential = proxy.config.credential
-    if credential is None:  # FalProxy refuses to start without one; kept for the type
-        raise ProxyError()
+    admission = await proxy.admit(scope, target, app_id)
     return WsAdmission(
         target=target,
         app_id=app_id,
         url=proxy.upstreams.url_for(target),
-        headers=forwarded_headers(scope, credential.authorization),
+        headers=forwarded_headers(scope, admission.authorization),
         subprotocols=tuple(scope.get("subprotocols") or ()),
+        identity=admission.identity,
+        reply=admission.reply,
     )
 
 
-async def deny_websocket(scope: Scope, send: Send, error: ProxyError) -> None:
+async def deny_websocket(scope: Scope, send: Send, error: ProxyError | Reply) -> None:
     """Refuse the upgrade with ``error`` as an HTTP response when the server supports it.
 
     Without the denial extension the only option is closing before accepting, which ASGI
@@ -128,13 +132,13 @@ async def deny_websocket(scope: Scope, send: Send, error: ProxyError) -> None:
     if DENIAL_EXTENSION not in (scope.get("extensions") or {}):
         await send(_CLOSE_BEFORE_ACCEPT)
         return
-    start = {
-        "type": "websocket.http.response.start",
-        "status": error.status,
-        "headers": error.response_headers(),
-    }
-    await send(start)
-    await send({"type": "websocket.http.response.body", "body": error.body()})
+    if isinstance(error, Reply):
+        body = error.encoded()
+        status, headers = error.status, error.raw_headers(body)
+    else:
+        body, status, headers = error.body(), error.status, error.response_headers()
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
     # uvicorn's websockets-sansio protocol logs a spurious "returned without completing
     # handshake" error if the app returns before it has seen its own transport close;
     # one turn of the event loop lets that happen first.

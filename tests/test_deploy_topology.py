@@ -251,8 +251,7 @@ def test_stopping_a_replica_mid_traffic_loses_no_completed_request(deployed: Top
     streams: list[list[int]] = [[], []]
     done = threading.Event()
     workers = [
-        threading.Thread(target=_traffic, args=(deployed.url, 12, results, done))
-        for _ in range(2)
+        threading.Thread(target=_traffic, args=(deployed.url, 12, results, done)) for _ in range(2)
     ]
     # One stream surely on replica A (directly), one through nginx.
     replica_a = f"http://127.0.0.1:{_port_of(deployed.replicas[0])}"
@@ -275,4 +274,3 @@ def test_stopping_a_replica_mid_traffic_loses_no_completed_request(deployed: Top
     assert [len(events) for events in streams] == [5, 5], "streams on the stopped replica finish"
     after = httpx.post(f"{deployed.url}{ROUTE}", headers=ECHO, json={}, timeout=30)
     assert after.status_code == 200
-

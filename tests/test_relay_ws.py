@@ -19,9 +19,11 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as serve_ws
 
-import falproxy.ws_app
+import falproxy.app
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.events import ProxyEvent
+from falproxy.hooks import Reply, RequestContext
+from falproxy.ratelimit import parse_rate_limits
 from falproxy.server import build_app
 from falproxy.types import Receive, Scope, Send
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, proxy_config, serve
@@ -58,13 +60,13 @@ def fake_rt(fake_url: str) -> str:
 def events(monkeypatch: pytest.MonkeyPatch) -> list[ProxyEvent]:
     """Every ProxyEvent the socket pipeline logs (the access log is still written)."""
     seen: list[ProxyEvent] = []
-    original = falproxy.ws_app.log_event
+    original = falproxy.app.log_event
 
-    def record(event: ProxyEvent) -> None:
+    def record(event: ProxyEvent, **options: Any) -> None:
         seen.append(event)
-        original(event)
+        original(event, **options)
 
-    monkeypatch.setattr(falproxy.ws_app, "log_event", record)
+    monkeypatch.setattr(falproxy.app, "log_event", record)
     return seen
 
 
@@ -203,6 +205,45 @@ def test_disallowed_app_is_refused_before_the_upgrade(proxy_with: Any, fake_rt: 
     with connect(relay_url(proxy)) as ws:  # the allowed app still works
         ws.send(pack({"prompt": "x"}))
         assert unpack(ws.recv(timeout=10))["images"]
+
+
+def test_handshakes_run_the_same_hooks_as_http(
+    proxy_with: Any, fake_rt: str, events: list[ProxyEvent]
+) -> None:
+    async def paywall(context: RequestContext) -> Reply | None:
+        if context.identity and context.identity.id == "token-2":
+            return Reply(402, {"detail": "upgrade your plan"})
+        return None
+
+    proxy = proxy_with(
+        auth_tokens=("first-token", "second-token"),
+        rate_limits=parse_rate_limits("2/minute"),
+        before_request=(paywall,),
+    )
+    code, body = refusal(relay_url(proxy))
+    assert code == 401 and body["detail"]
+    bearer = {"authorization": "Bearer second-token"}
+    assert refusal(relay_url(proxy), additional_headers=bearer) == (
+        402,
+        {"detail": "upgrade your plan"},
+    )
+    allowed = {"authorization": "Bearer first-token"}
+    for _ in range(2):
+        with connect(relay_url(proxy), additional_headers=allowed) as ws:
+            ws.send(pack({"prompt": "x"}))
+            assert unpack(ws.recv(timeout=10))["images"]
+    code, body = refusal(relay_url(proxy), additional_headers=allowed)
+    assert code == 429 and body["detail"]
+    assert realtime_stats(fake_rt)["opened"] == 2
+    wait_for(lambda: len(events) >= 5)
+    outcomes = [(event.status, event.outcome, event.identity) for event in events]
+    assert outcomes == [
+        (401, "refused", None),
+        (402, "refused", "token-2"),
+        (101, "ok", "token-1"),
+        (101, "ok", "token-1"),
+        (429, "limited", "token-1"),
+    ]
 
 
 def test_sockets_off_the_proxy_route_get_404(proxy_url: str, fake_rt: str) -> None:
