@@ -6,10 +6,9 @@ blocking. A framework adapter turns its request into ``(method, headers, input)`
 returned :class:`SyncReply` into its streaming response, and must close ``reply.body``
 when the response ends or the client leaves (WSGI servers do, through the iterable).
 
-Per-request async hooks (admission, auth) run in the ASGI pipeline; a sync adapter calls
-such a coroutine on a private event loop, e.g. ``asyncio.run(hook(context))`` per call or
-``asyncio.run_coroutine_threadsafe(...)`` on one loop thread (Django's
-``asgiref.sync.async_to_sync`` does the latter), between the policy and body steps below.
+The admission step (identity, before_request hooks, rate limits, per-user keys) is the
+very ``Gate`` of the ASGI app: its coroutines run on one private event-loop thread
+(:mod:`falproxy.sync_bridge`), as do the ``on_event`` hooks when a call ends.
 """
 
 from __future__ import annotations
@@ -19,12 +18,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from falproxy.admission import Gate
 from falproxy.app import check_method, http_event, target_from_headers
 from falproxy.body import declared_body
 from falproxy.config import ProxyConfig
 from falproxy.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, ProxyError
-from falproxy.events import log_event
+from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import Headers, upstream_request_headers
+from falproxy.hooks import emit
+from falproxy.metrics import ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.relay_http import RelayResult
 from falproxy.relay_sync import (
@@ -34,7 +36,9 @@ from falproxy.relay_sync import (
     open_upstream,
     response_head,
 )
+from falproxy.sync_bridge import LoopThread
 from falproxy.targets import Target
+from falproxy.types import Scope
 from falproxy.upstreams import UpstreamMap
 
 # How much of the request body is read from the WSGI input at a time.
@@ -74,6 +78,15 @@ def environ_headers(environ: Mapping[str, object]) -> Headers:
     return headers
 
 
+def environ_client(environ: Mapping[str, object]) -> tuple[str, int] | None:
+    """The peer address of a WSGI request (``REMOTE_ADDR``, ``REMOTE_PORT``)."""
+    address = environ.get("REMOTE_ADDR")
+    if not isinstance(address, str) or not address:
+        return None
+    port = environ.get("REMOTE_PORT")
+    return address, int(port) if isinstance(port, str) and port.isdigit() else 0
+
+
 class SyncFalProxy:
     """The proxy for threaded WSGI servers; one shared ``httpx.Client`` per instance."""
 
@@ -81,7 +94,6 @@ class SyncFalProxy:
         self.config = config if config is not None else ProxyConfig.from_env()
         if self.config.credential is None:
             raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
-        self._authorization = self.config.credential.authorization
         self.policy = Policy(
             self.config.allowed_urls,
             self.config.allowed_endpoints,
@@ -89,37 +101,72 @@ class SyncFalProxy:
         )
         self.upstreams = UpstreamMap(self.config.upstreams)
         self.upstream = SyncUpstreamClient(self.config)
+        self.metrics = ProxyMetrics()
+        self.gate = Gate(self.config, self.metrics)
+        self._hooks_loop = LoopThread()
 
     def close(self) -> None:
-        """Close pooled upstream connections."""
+        """Close pooled upstream connections and the hooks' event loop."""
         self.upstream.close()
+        self._hooks_loop.run(self.gate.aclose())
+        self._hooks_loop.close()
 
-    def call(self, method: str, headers: Headers, body: Readable) -> SyncReply:
-        """Run one proxied call up to fal's response headers; the body streams lazily."""
+    def call(
+        self,
+        method: str,
+        headers: Headers,
+        body: Readable,
+        *,
+        client: tuple[str, int] | None = None,
+    ) -> SyncReply:
+        """Run one proxied call up to fal's response headers; the body streams lazily.
+
+        ``client`` is the peer address (``REMOTE_ADDR``), for address-keyed rate limits.
+        """
         started = time.perf_counter()
         result = RelayResult()
         app_id: str | None = None
+        caller: str | None = None
         try:
             check_method(method)
             target = target_from_headers(headers)
             app_id = self.policy.check(target)
+            scope = _scope(method, headers, client)
+            admission = self._hooks_loop.run(self.gate.admit(scope, target, app_id))
+            caller = admission.identity.id if admission.identity else None
+            if admission.reply is not None:
+                result.status, result.outcome = admission.reply.status, "refused"
+                self._finish(
+                    http_event(method, app_id, result, time.perf_counter() - started, caller)
+                )
+                encoded = admission.reply.encoded()
+                raw = admission.reply.raw_headers(encoded)
+                return SyncReply(admission.reply.status, _text_headers(raw), iter([encoded]))
             content, length = self._body(method, target, headers, body, result)
-            upstream_headers = upstream_request_headers(headers, self._authorization, length)
+            authorization = admission.authorization
+            upstream_headers = upstream_request_headers(headers, authorization, length)
             url = self.upstreams.url_for(target)
             response = open_upstream(self.upstream, method, url, upstream_headers, content)
             result.first_byte_seconds = time.perf_counter() - started
             head = response_head(response, result)
         except ProxyError as exc:
-            result.status = exc.status
-            result.outcome = "upstream_error" if exc.status >= 500 else "refused"
-            log_event(http_event(method, app_id, result, time.perf_counter() - started))
+            result.status, result.outcome = exc.status, exc.outcome
+            caller = caller or exc.caller
+            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
             return SyncReply(exc.status, _text_headers(exc.response_headers()), iter([exc.body()]))
 
         def finished() -> None:
-            log_event(http_event(method, app_id, result, time.perf_counter() - started))
+            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
 
         relayed = RelayedBody(response, result, finished)
         return SyncReply(result.status, _text_headers(head), relayed)
+
+    def _finish(self, event: ProxyEvent) -> None:
+        """One event per call: access log, metrics, on_event hooks (on the hooks' loop)."""
+        log_event(event, json_format=self.config.access_log_format == "json")
+        self.metrics.observe(event)
+        if self.config.on_event:
+            self._hooks_loop.run(emit(self.config.on_event, event))
 
     def _body(
         self,
@@ -158,6 +205,11 @@ def _read(
         if remaining is not None:
             remaining -= len(chunk)
         yield chunk
+
+
+def _scope(method: str, headers: Headers, client: tuple[str, int] | None) -> Scope:
+    """The ASGI-shaped view of a WSGI request that hooks and the limiter read."""
+    return {"type": "http", "method": method, "headers": headers, "client": client}
 
 
 def _text_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -104,3 +104,55 @@ def test_token_minting_is_policed(fake_url: str) -> None:
     assert mint("fast-lcm-diffusion")[0] == 400
     assert mint(["fast-lcm-diffusion"], method="PUT")[0] == 405
     proxy.close()
+
+
+def test_sync_calls_run_the_same_admission_as_asgi(fake_url: str, fake: httpx.Client) -> None:
+    """Auth, before_request, rate limits and on_event apply to Flask and Django too."""
+    from falproxy.events import ProxyEvent
+    from falproxy.hooks import Reply, RequestContext
+    from falproxy.ratelimit import parse_rate_limits
+
+    events: list[ProxyEvent] = []
+
+    async def record(event: ProxyEvent) -> None:
+        events.append(event)
+
+    async def no_pro_models(context: RequestContext) -> Reply | None:
+        if context.app_id and context.app_id.endswith("/pro"):
+            return Reply(403, {"detail": "pro models are for paying users"})
+        return None
+
+    proxy = SyncFalProxy(
+        proxy_config(
+            fake_url,
+            auth_tokens=("sync-token",),
+            rate_limits=parse_rate_limits("2/minute"),
+            before_request=(no_pro_models,),
+            on_event=(record,),
+        )
+    )
+    target = [(b"x-fal-target-url", b"https://fal.run/fake/echo")]
+    bearer = [(b"authorization", b"Bearer sync-token")]
+    client = ("127.0.0.1", 5000)
+    assert proxy.call("GET", target, io.BytesIO(), client=client).status == 401
+    pro = [(b"x-fal-target-url", b"https://fal.run/fal-ai/flux/pro"), *bearer]
+    refused = proxy.call("GET", pro, io.BytesIO(), client=client)
+    assert (refused.status, b"".join(refused.body)) == (
+        403,
+        b'{"detail": "pro models are for paying users"}',
+    )
+    for _ in range(2):
+        reply = proxy.call("GET", target + bearer, io.BytesIO(), client=client)
+        assert reply.status == 200
+        echoed = json.loads(b"".join(reply.body))
+        assert echoed["headers"]["authorization"] == "Key ***"  # the server key, not the bearer
+        reply.body.close()  # type: ignore[attr-defined]
+    assert proxy.call("GET", target + bearer, io.BytesIO(), client=client).status == 429
+    proxy.close()
+    assert [(e.status, e.outcome, e.identity) for e in events] == [
+        (401, "refused", None),
+        (403, "refused", "token-1"),
+        (200, "ok", "token-1"),
+        (200, "ok", "token-1"),
+        (429, "limited", "token-1"),
+    ]

@@ -26,7 +26,7 @@ from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 
 from falproxy.app import FalProxy
-from falproxy.sync_proxy import Readable, SyncFalProxy, environ_headers
+from falproxy.sync_proxy import Readable, SyncFalProxy, environ_client, environ_headers
 from falproxy.types import Receive, Scope, Send
 
 View = Callable[[HttpRequest], HttpResponseBase]
@@ -67,7 +67,12 @@ def fal_proxy_view(proxy: SyncFalProxy) -> View:
 
     @csrf_exempt
     def fal_proxy(request: HttpRequest) -> HttpResponseBase:
-        reply = proxy.call(request.method or "", environ_headers(request.META), _input(request))
+        reply = proxy.call(
+            request.method or "",
+            environ_headers(request.META),
+            _input(request),
+            client=environ_client(request.META),
+        )
         # The proxy relays fal's bytes as fal encoded them; GZipMiddleware re-compressing
         # them would hold every server-sent event back in its compressor's buffer.
         request.META.pop("HTTP_ACCEPT_ENCODING", None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from falproxy.sync_proxy import SyncFalProxy, environ_headers
+from falproxy.sync_proxy import SyncFalProxy, environ_client, environ_headers
 
 # Every method reaches the pipeline, which answers a JSON 405 for the ones not proxied;
 # Flask's own automatic OPTIONS and HTML 405 would bypass it.
@@ -33,7 +33,12 @@ def fal_proxy_blueprint(proxy: SyncFalProxy | None = None, *, name: str = "falpr
     blueprint = Blueprint(name, __name__)
 
     def fal_proxy() -> Response:
-        reply = proxy.call(request.method, environ_headers(request.environ), request.stream)
+        reply = proxy.call(
+            request.method,
+            environ_headers(request.environ),
+            request.stream,
+            client=environ_client(request.environ),
+        )
         return RelayedResponse(
             reply.body, status=reply.status, headers=reply.headers, direct_passthrough=True
         )
