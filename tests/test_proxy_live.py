@@ -161,9 +161,10 @@ def test_client_disconnect_closes_upstream(
 ) -> None:
     url = "https://fal.run/fake/slow-stream?events=50&interval=0.2"
     with client.stream("POST", ROUTE, headers=target(url), json={}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                break
+        # Hold the line iterator: a dropped one closes the connection at once (GeneratorExit).
+        lines = response.iter_lines()
+        while not next(lines).startswith("data:"):
+            pass
         wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 1)
     # Leaving the block closes our connection mid-stream.
     wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0)
