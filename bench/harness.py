@@ -143,6 +143,18 @@ def children_of(pids: list[int]) -> list[int]:
     return found + (children_of(found) if found else [])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by the processes and their children."""
+    ticks = 0
+    for pid in pids + children_of(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler:
     """The peak RSS of some processes while a block runs, sampled every 50 ms."""
 
@@ -172,6 +184,12 @@ class WrkResult:
     p99_ms: float
     errors: int  # socket errors (connect, read, write, timeout) and non-2xx answers
     requests: int
+    cpu_seconds: float = 0.0  # CPU the proxy used during the run (0 when not measured)
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Requests per CPU-second of the proxy: what a core costs, whatever the load."""
+        return self.requests / self.cpu_seconds if self.cpu_seconds else float("nan")
 
 
 def wrk(url: str, *, conns: int, seconds: float, headers: dict[str, str],
@@ -210,6 +228,7 @@ def median_result(results: list[WrkResult]) -> WrkResult:
         p99_ms=statistics.median(r.p99_ms for r in results),
         errors=sum(r.errors for r in results),
         requests=sum(r.requests for r in results),
+        cpu_seconds=sum(r.cpu_seconds for r in results),
     )
 
 

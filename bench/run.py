@@ -218,14 +218,16 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
             for name, t in tg.items():
                 path, headers = t[kind]
                 sampler = h.RssSampler(pids.get(name, []))
+                cpu_before = h.cpu_seconds(pids.get(name, []))
                 with sampler:
                     result = h.wrk(f"http://127.0.0.1:{t['port']}{path}", conns=conns,
                                    seconds=args.duration, headers=headers, script=script)
+                result.cpu_seconds = h.cpu_seconds(pids.get(name, [])) - cpu_before
                 runs[name].append(result)
                 if key == "get256" and name in pids:
                     results["load_rss_kb"][name] = max(results["load_rss_kb"].get(name, 0), sampler.peak)
                 h.log(f"{key} #{repeat + 1} {name}: {result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms errors {result.errors}")
-        results["wrk"][key] = {name: vars(h.median_result(r)) for name, r in runs.items()}
+        results["wrk"][key] = {name: _summary(h.median_result(r)) for name, r in runs.items()}
 
     results["sse"] = {}
     for name, t in tg.items():
@@ -269,9 +271,18 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
         running["falproxy"] = start_falproxy(procs, ports, workers, cores, tmp / "logs")
         h.wait_http(url, headers)
         h.wrk(url, conns=64, seconds=1, headers=headers)
-        runs_w = [h.wrk(url, conns=64, seconds=args.duration, headers=headers) for _ in range(args.runs)]
-        results["workers"][workers] = vars(h.median_result(runs_w))
+        runs_w = []
+        for _ in range(args.runs):
+            cpu_before = h.cpu_seconds([running["falproxy"].pid])
+            result = h.wrk(url, conns=64, seconds=args.duration, headers=headers)
+            result.cpu_seconds = h.cpu_seconds([running["falproxy"].pid]) - cpu_before
+            runs_w.append(result)
+        results["workers"][workers] = _summary(h.median_result(runs_w))
         h.log(f"workers={workers}: {results['workers'][workers]['rps']:.0f} req/s")
+
+
+def _summary(result: h.WrkResult) -> dict[str, float]:
+    return vars(result) | {"per_cpu_second": result.per_cpu_second}
 
 
 if __name__ == "__main__":
