@@ -54,7 +54,9 @@ def ensure_node_proxy(folder: Path) -> Path:
         (folder / "package.json").write_text('{"name": "falproxy-bench", "private": true}\n')
         subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--legacy-peer-deps", *NODE_PACKAGES],
-            cwd=folder, check=True, stdout=subprocess.DEVNULL,
+            cwd=folder,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return modules
 
@@ -69,7 +71,7 @@ def free_port() -> int:
 def raise_fd_limit() -> None:
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -79,11 +81,19 @@ class Processes:
 
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, cores: str, argv: list[str], env: dict[str, str] | None = None,
-              log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        cores: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
-            ["taskset", "-c", cores, *argv], env=env, stdout=out, stderr=out,
+            ["taskset", "-c", cores, *argv],
+            env=env,
+            stdout=out,
+            stderr=out,
             start_new_session=True,
         )
         self.started.append(proc)
@@ -192,10 +202,21 @@ class WrkResult:
         return self.requests / self.cpu_seconds if self.cpu_seconds else float("nan")
 
 
-def wrk(url: str, *, conns: int, seconds: float, headers: dict[str, str],
-        script: Path | None = None) -> WrkResult:
-    argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s",
-            "--latency", "--timeout", "5s"]
+def wrk(
+    url: str, *, conns: int, seconds: float, headers: dict[str, str], script: Path | None = None
+) -> WrkResult:
+    argv = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
     if script:
@@ -213,7 +234,9 @@ def parse_wrk(out: str) -> WrkResult:
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
     errors = 0
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

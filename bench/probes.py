@@ -27,7 +27,9 @@ class SseResult:
     expected: int
 
 
-async def _one_sse(port: int, path: str, headers: dict[str, str], events: int) -> tuple[float, list[float]]:
+async def _one_sse(
+    port: int, path: str, headers: dict[str, str], events: int
+) -> tuple[float, list[float]]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.perf_counter()
     writer.write(http_get("127.0.0.1", port, path, headers))
@@ -96,8 +98,9 @@ async def _open_held(port: int, path: str, headers: dict[str, str]) -> asyncio.S
         return None
 
 
-def hold_streams(port: int, path: str, headers: dict[str, str], count: int,
-                 measure: object) -> tuple[int, object]:
+def hold_streams(
+    port: int, path: str, headers: dict[str, str], count: int, measure: object
+) -> tuple[int, object]:
     """Open ``count`` SSE streams (256 at a time), call ``measure()`` while all are open."""
 
     async def main() -> tuple[int, object]:

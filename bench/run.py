@@ -39,9 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness as h  # noqa: E402
-import probes  # noqa: E402
-import report  # noqa: E402
+import harness as h
+import probes
+import report
 
 HERE = Path(__file__).resolve().parent
 FAL_KEY = "bench-key-id:bench-key-secret"
@@ -54,9 +54,16 @@ SSE_INTERVAL = 0.02
 
 def status_json() -> str:
     base = f"https://queue.fal.run/fal-ai/flux/requests/{REQUEST_ID}"
-    doc = {"status": "IN_PROGRESS", "request_id": REQUEST_ID, "response_url": base,
-           "status_url": f"{base}/status", "cancel_url": f"{base}/cancel", "logs": None,
-           "metrics": {}, "queue_position": 0}
+    doc = {
+        "status": "IN_PROGRESS",
+        "request_id": REQUEST_ID,
+        "response_url": base,
+        "status_url": f"{base}/status",
+        "cancel_url": f"{base}/cancel",
+        "logs": None,
+        "metrics": {},
+        "queue_position": 0,
+    }
     text = json.dumps(doc, separators=(",", ":"))
     return text[:-1] + ',"pad":"' + "x" * (394 - len(text) - 9) + '"}'
 
@@ -84,49 +91,93 @@ http {{
     return conf
 
 
-def start_all(args: argparse.Namespace, procs: h.Processes, tmp: Path, modules: Path) -> dict[str, Any]:
+def start_all(
+    args: argparse.Namespace, procs: h.Processes, tmp: Path, modules: Path
+) -> dict[str, Any]:
     ports = {name: h.free_port() for name in ("stub", "pystub", "nginx", "falproxy", "node")}
     big = tmp / "big.bin"
     with open(big, "wb") as f:
         f.truncate(args.big_mb << 20)  # sparse: costs no disk
-    stub = nginx_conf(tmp, "stub", f"""
-  server {{ listen 127.0.0.1:{ports['stub']} backlog=8192;
+    stub = nginx_conf(
+        tmp,
+        "stub",
+        f"""
+  server {{ listen 127.0.0.1:{ports["stub"]} backlog=8192;
     location = /queue/bench/big {{ alias {big}; default_type application/octet-stream; }}
-    location / {{ default_type application/json; return 200 '{status_json()}'; }} }}""")
-    proxy = nginx_conf(tmp, "nginx", f"""
-  upstream stub {{ server 127.0.0.1:{ports['stub']}; keepalive 256; }}
-  upstream pystub {{ server 127.0.0.1:{ports['pystub']}; keepalive 256; }}
-  server {{ listen 127.0.0.1:{ports['nginx']} backlog=8192;
+    location / {{ default_type application/json; return 200 '{status_json()}'; }} }}""",
+    )
+    proxy = nginx_conf(
+        tmp,
+        "nginx",
+        f"""
+  upstream stub {{ server 127.0.0.1:{ports["stub"]}; keepalive 256; }}
+  upstream pystub {{ server 127.0.0.1:{ports["pystub"]}; keepalive 256; }}
+  server {{ listen 127.0.0.1:{ports["nginx"]} backlog=8192;
     proxy_http_version 1.1; proxy_set_header Connection "";
     location /queue/ {{ proxy_pass http://stub; }}
-    location / {{ proxy_pass http://pystub; }} }}""")
+    location / {{ proxy_pass http://pystub; }} }}""",
+    )
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     procs.start(h.LOAD_CORE, ["nginx", "-c", str(stub)], log_path=logs / "stub.log")
-    procs.start(h.LOAD_CORE, [sys.executable, str(HERE / "stub.py"), str(ports["pystub"])],
-                log_path=logs / "pystub.log")
+    procs.start(
+        h.LOAD_CORE,
+        [sys.executable, str(HERE / "stub.py"), str(ports["pystub"])],
+        log_path=logs / "pystub.log",
+    )
     running: dict[str, Any] = {"ports": ports}
-    running["nginx"] = procs.start(h.PROXY_CORE, ["nginx", "-c", str(proxy)], log_path=logs / "nginx.log")
+    running["nginx"] = procs.start(
+        h.PROXY_CORE, ["nginx", "-c", str(proxy)], log_path=logs / "nginx.log"
+    )
     running["falproxy"] = start_falproxy(procs, ports, 1, h.PROXY_CORE, logs)
-    env = dict(os.environ, FAL_KEY=FAL_KEY, NODE_PATH=str(modules), BENCH_REWRITES=json.dumps({
-        "https://queue.fal.run": f"http://127.0.0.1:{ports['stub']}/queue",
-        "https://fal.run": f"http://127.0.0.1:{ports['pystub']}",
-    }))
+    env = dict(
+        os.environ,
+        FAL_KEY=FAL_KEY,
+        NODE_PATH=str(modules),
+        BENCH_REWRITES=json.dumps(
+            {
+                "https://queue.fal.run": f"http://127.0.0.1:{ports['stub']}/queue",
+                "https://fal.run": f"http://127.0.0.1:{ports['pystub']}",
+            }
+        ),
+    )
     running["node"] = procs.start(
-        h.PROXY_CORE, ["node", "-r", str(HERE / "node_preload.js"), str(HERE / "node_proxy.js"),
-                       str(ports["node"])], env=env, log_path=logs / "node.log")
+        h.PROXY_CORE,
+        [
+            "node",
+            "-r",
+            str(HERE / "node_preload.js"),
+            str(HERE / "node_proxy.js"),
+            str(ports["node"]),
+        ],
+        env=env,
+        log_path=logs / "node.log",
+    )
     for target in targets(ports).values():
         h.wait_http(f"http://127.0.0.1:{target['port']}{target['get'][0]}", target["get"][1])
     return running
 
 
-def start_falproxy(procs: h.Processes, ports: dict[str, int], workers: int, cores: str,
-                   logs: Path) -> Any:
+def start_falproxy(
+    procs: h.Processes, ports: dict[str, int], workers: int, cores: str, logs: Path
+) -> Any:
     env = dict(os.environ, FAL_KEY=FAL_KEY)
-    argv = [sys.executable, "-m", "falproxy.cli", "serve", "--port", str(ports["falproxy"]),
-            "--workers", str(workers), "--log-level", "warning",
-            "--upstream", f"queue.fal.run=http://127.0.0.1:{ports['stub']}/queue",
-            "--upstream", f"fal.run=http://127.0.0.1:{ports['pystub']}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "falproxy.cli",
+        "serve",
+        "--port",
+        str(ports["falproxy"]),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--upstream",
+        f"queue.fal.run=http://127.0.0.1:{ports['stub']}/queue",
+        "--upstream",
+        f"fal.run=http://127.0.0.1:{ports['pystub']}",
+    ]
     return procs.start(cores, argv, env=env, log_path=logs / "falproxy.log")
 
 
@@ -136,10 +187,16 @@ def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
     json_h = {"Content-Type": "application/json"}
 
     def direct(port: int, sse_port: int) -> dict[str, Any]:
-        return {"port": port, "sse_port": sse_port,
-                "get": (f"/queue{STATUS_PATH}", {}), "post": (f"/queue{SUBMIT_PATH}", json_h),
-                "sse": (f"/fal-ai/bench/sse{sse_query}", {}), "hold": ("/fal-ai/bench/hold", {}),
-                "big": ("/queue/bench/big", {}), "ws": f"ws://127.0.0.1:{sse_port}/fal-ai/bench/realtime"}
+        return {
+            "port": port,
+            "sse_port": sse_port,
+            "get": (f"/queue{STATUS_PATH}", {}),
+            "post": (f"/queue{SUBMIT_PATH}", json_h),
+            "sse": (f"/fal-ai/bench/sse{sse_query}", {}),
+            "hold": ("/fal-ai/bench/hold", {}),
+            "big": ("/queue/bench/big", {}),
+            "ws": f"ws://127.0.0.1:{sse_port}/fal-ai/bench/realtime",
+        }
 
     def fal(port: int) -> dict[str, Any]:
         route = "/api/fal/proxy"
@@ -148,13 +205,16 @@ def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
             return route, {"x-fal-target-url": url, **(extra or {})}
 
         ws_target = "wss://fal.run/fal-ai/bench/realtime"
-        return {"port": port, "sse_port": port,
-                "get": t(f"https://queue.fal.run{STATUS_PATH}"),
-                "post": t(f"https://queue.fal.run{SUBMIT_PATH}", json_h),
-                "sse": t(f"https://fal.run/fal-ai/bench/sse{sse_query}"),
-                "hold": t("https://fal.run/fal-ai/bench/hold"),
-                "big": t("https://queue.fal.run/bench/big"),
-                "ws": f"ws://127.0.0.1:{port}{route}?fal_target_url={ws_target}"}
+        return {
+            "port": port,
+            "sse_port": port,
+            "get": t(f"https://queue.fal.run{STATUS_PATH}"),
+            "post": t(f"https://queue.fal.run{SUBMIT_PATH}", json_h),
+            "sse": t(f"https://fal.run/fal-ai/bench/sse{sse_query}"),
+            "hold": t("https://fal.run/fal-ai/bench/hold"),
+            "big": t("https://queue.fal.run/bench/big"),
+            "ws": f"ws://127.0.0.1:{port}{route}?fal_target_url={ws_target}",
+        }
 
     return {
         "straight": direct(ports["stub"], ports["pystub"]),
@@ -165,14 +225,28 @@ def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
-    parser.add_argument("--runs", type=int, default=3, help="repeats per scenario; medians (default 3)")
-    parser.add_argument("--streams", type=int, default=10_000, help="idle SSE streams held (default 10000)")
-    parser.add_argument("--big-mb", type=int, default=1024, help="size of the streamed download (default 1024)")
-    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repeat, 1,000 streams, 256 MB")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per wrk run (default 5)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repeats per scenario; medians (default 3)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=10_000, help="idle SSE streams held (default 10000)"
+    )
+    parser.add_argument(
+        "--big-mb", type=int, default=1024, help="size of the streamed download (default 1024)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2 s runs, 1 repeat, 1,000 streams, 256 MB"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
-    parser.add_argument("--node-dir", type=Path, default=Path.home() / ".cache" / "falproxy-bench" / "node")
+    parser.add_argument(
+        "--node-dir", type=Path, default=Path.home() / ".cache" / "falproxy-bench" / "node"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.runs, args.streams, args.big_mb = 2.0, 1, 1000, 256
@@ -182,7 +256,9 @@ def main() -> int:
     h.raise_fd_limit()
     info = h.machine_info()
     procs = h.Processes()
-    results: dict[str, Any] = {"args": vars(args) | {"out": str(args.out), "node_dir": str(args.node_dir)}}
+    results: dict[str, Any] = {
+        "args": vars(args) | {"out": str(args.out), "node_dir": str(args.node_dir)}
+    }
     try:
         with tempfile.TemporaryDirectory(prefix="falproxy-bench-") as tmp_name:
             running = start_all(args, procs, Path(tmp_name), modules)
@@ -196,8 +272,13 @@ def main() -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processes, tmp: Path,
-            results: dict[str, Any]) -> None:
+def measure(
+    args: argparse.Namespace,
+    running: dict[str, Any],
+    procs: h.Processes,
+    tmp: Path,
+    results: dict[str, Any],
+) -> None:
     ports = running["ports"]
     tg = targets(ports)
     pids = {name: [running[name].pid] for name in ("falproxy", "nginx", "node")}
@@ -205,28 +286,46 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
     post_lua.write_text(f"wrk.method = 'POST'\nwrk.body = '{post_body()}'\n")
     results["idle_rss_kb"] = {name: h.rss_kb(p) for name, p in pids.items()}
 
-    scenarios = [("get32", "get", 32, None), ("post1k", "post", 32, post_lua),
-                 ("get256", "get", 256, None)]
+    scenarios = [
+        ("get32", "get", 32, None),
+        ("post1k", "post", 32, post_lua),
+        ("get256", "get", 256, None),
+    ]
     results["wrk"] = {}
     results["load_rss_kb"] = {}
     for key, kind, conns, script in scenarios:
         runs: dict[str, list[h.WrkResult]] = {name: [] for name in tg}
-        for name, t in tg.items():  # warm-up: connections, pools, JITs
+        for t in tg.values():  # warm-up: connections, pools, JITs
             path, headers = t[kind]
-            h.wrk(f"http://127.0.0.1:{t['port']}{path}", conns=conns, seconds=1, headers=headers, script=script)
+            h.wrk(
+                f"http://127.0.0.1:{t['port']}{path}",
+                conns=conns,
+                seconds=1,
+                headers=headers,
+                script=script,
+            )
         for repeat in range(args.runs):
             for name, t in tg.items():
                 path, headers = t[kind]
                 sampler = h.RssSampler(pids.get(name, []))
                 cpu_before = h.cpu_seconds(pids.get(name, []))
                 with sampler:
-                    result = h.wrk(f"http://127.0.0.1:{t['port']}{path}", conns=conns,
-                                   seconds=args.duration, headers=headers, script=script)
+                    result = h.wrk(
+                        f"http://127.0.0.1:{t['port']}{path}",
+                        conns=conns,
+                        seconds=args.duration,
+                        headers=headers,
+                        script=script,
+                    )
                 result.cpu_seconds = h.cpu_seconds(pids.get(name, [])) - cpu_before
                 runs[name].append(result)
                 if key == "get256" and name in pids:
-                    results["load_rss_kb"][name] = max(results["load_rss_kb"].get(name, 0), sampler.peak)
-                h.log(f"{key} #{repeat + 1} {name}: {result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms errors {result.errors}")
+                    results["load_rss_kb"][name] = max(
+                        results["load_rss_kb"].get(name, 0), sampler.peak
+                    )
+                h.log(
+                    f"{key} #{repeat + 1} {name}: {result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms errors {result.errors}"
+                )
         results["wrk"][key] = {name: _summary(h.median_result(r)) for name, r in runs.items()}
 
     results["sse"] = {}
@@ -234,7 +333,9 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
         path, headers = t["sse"]
         result = probes.sse(t["sse_port"], path, headers, runs=10, events=SSE_EVENTS)
         results["sse"][name] = vars(result)
-        h.log(f"sse {name}: first {result.first_event_ms:.2f} ms, lag max {result.lag_max_ms:.2f} ms")
+        h.log(
+            f"sse {name}: first {result.first_event_ms:.2f} ms, lag max {result.lag_max_ms:.2f} ms"
+        )
 
     results["ws"] = {}
     for name in ("straight", "falproxy"):
@@ -248,8 +349,9 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
         t = tg[name]
         path, headers = t["hold"]
         before = h.rss_kb(pids[name])
-        opened, during = probes.hold_streams(t["port"], path, headers, args.streams,
-                                             lambda p=pids[name]: h.rss_kb(p))
+        opened, during = probes.hold_streams(
+            t["port"], path, headers, args.streams, lambda p=pids[name]: h.rss_kb(p)
+        )
         results["hold"][name] = {"opened": opened, "before_kb": before, "during_kb": during}
         h.log(f"hold {name}: {opened} streams, {before} -> {during} KiB")
 
@@ -260,8 +362,15 @@ def measure(args: argparse.Namespace, running: dict[str, Any], procs: h.Processe
         sampler = h.RssSampler(pids.get(name, []))
         with sampler:
             size, seconds = probes.download(t["port"], path, headers)
-        results["big"][name] = {"bytes": size, "seconds": seconds, "before_kb": before, "peak_kb": sampler.peak}
-        h.log(f"big {name}: {size >> 20} MiB in {seconds:.1f} s, rss {before} -> {sampler.peak} KiB")
+        results["big"][name] = {
+            "bytes": size,
+            "seconds": seconds,
+            "before_kb": before,
+            "peak_kb": sampler.peak,
+        }
+        h.log(
+            f"big {name}: {size >> 20} MiB in {seconds:.1f} s, rss {before} -> {sampler.peak} KiB"
+        )
 
     results["workers"] = {}
     path, headers = tg["falproxy"]["get"]

@@ -31,7 +31,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif scope["type"] == "http":
         query = parse_qs(scope["query_string"].decode())
         if scope["path"].endswith("/sse"):
-            await sse(send, int(query.get("n", ["10"])[0]), float(query.get("interval", ["0.02"])[0]))
+            await sse(
+                send, int(query.get("n", ["10"])[0]), float(query.get("interval", ["0.02"])[0])
+            )
         elif scope["path"].endswith("/hold"):
             await hold(receive, send)
         else:
@@ -55,7 +57,9 @@ async def sse(send: Any, events: int, interval: float) -> None:
 
 async def hold(receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    await send({"type": "http.response.body", "body": b'data: {"held": true}\n\n', "more_body": True})
+    await send(
+        {"type": "http.response.body", "body": b'data: {"held": true}\n\n', "more_body": True}
+    )
     try:
         async with asyncio.timeout(HOLD_SECONDS):
             while (await receive())["type"] != "http.disconnect":
@@ -82,6 +86,11 @@ if __name__ == "__main__":
     import uvicorn
 
     uvicorn.run(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-        access_log=False, backlog=8192, timeout_keep_alive=60,
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        access_log=False,
+        backlog=8192,
+        timeout_keep_alive=60,
     )
