@@ -3,8 +3,8 @@
 
 Usage (from the repository, with falproxy installed, e.g. after ./scripts/test):
 
-    .venv/bin/python bench/run.py                 # full run, ~7 minutes, writes bench/results.md
-    .venv/bin/python bench/run.py --quick         # ~2 minutes: 2 s runs, 1 repeat, 1,000 streams
+    .venv/bin/python bench/run.py                 # full run, 5-8 minutes, writes bench/results.md
+    .venv/bin/python bench/run.py --quick         # ~1.5 minutes: 2 s runs, 1 repeat, 1,000 streams, 256 MiB
     .venv/bin/python bench/run.py --duration 3 --runs 3 --streams 2000 --big-mb 256 --out /tmp/r.md
 
 Self-contained: installs Debian's nginx and wrk with apt when missing, and
