@@ -8,6 +8,7 @@ returns a value or raises ``ProxyError``; the handler catches it in one place an
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -48,6 +49,11 @@ _ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+# Parsed targets are immutable, and a browser polls the same status URL every second:
+# reuse the parse for short headers. Bounded in entries and key size (< 1 MiB of keys).
+TARGET_CACHE_SIZE = 1024
+TARGET_CACHE_MAX_KEY = 1024
+_parse_target_cached = functools.lru_cache(maxsize=TARGET_CACHE_SIZE)(parse_target_header)
 
 
 class FalProxy:
@@ -266,6 +272,8 @@ def target_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Target:
         raise MissingTarget()
     if len(values) > 1:
         raise InvalidTarget("Exactly one x-fal-target-url header is allowed")
+    if len(values[0]) <= TARGET_CACHE_MAX_KEY:
+        return _parse_target_cached(values[0])
     return parse_target_header(values[0])
 
 

@@ -1,23 +1,26 @@
 """The HTTP relay: the only module that talks HTTP to the upstream.
 
-One shared ``httpx.AsyncClient`` per proxy (pooled connections, redirects never followed,
-no cookie jar, no default headers). A call streams the request body up and the response
-body down chunk by chunk, exactly as received, so server-sent events pass through event
-by event. While the response is relayed, a watcher listens for the client's disconnect
-and cancels the relay; a ``finally`` closes the upstream response, so no pooled
-connection outlives its client.
+One shared ``aiohttp.ClientSession`` per proxy (pooled connections, redirects never
+followed, no cookie jar, no default headers, no decompression). aiohttp rather than httpx
+because httpx 0.28's pool scans every pooled connection on each request and collapses
+under concurrency (``bench/results.md`` has the measurements). A call streams the request
+body up and the response body down chunk by chunk, exactly as received, so server-sent
+events pass through event by event. While the response is relayed, a watcher listens for
+the client's disconnect and cancels the relay; a ``finally`` closes the upstream response,
+so no pooled connection outlives its client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
+import aiohttp
 import anyio
-import httpx
+from yarl import URL
 
 from falproxy.config import ProxyConfig
 from falproxy.errors import UpstreamTimeout, UpstreamUnavailable
@@ -27,6 +30,11 @@ from falproxy.types import Receive, Send
 logger = logging.getLogger("falproxy.relay")
 
 Body = AsyncIterator[bytes] | bytes | None
+
+# Headers aiohttp would invent; the proxy sends only what headers.py decided to forward.
+SKIPPED_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# Idle pooled connections kept per proxy, like the 256 keep-alive slots before.
+MAX_IDLE_CONNECTIONS = 256
 
 
 @dataclass(slots=True)
@@ -42,54 +50,83 @@ class RelayResult:
     complete: bool = False  # the whole response reached the client
 
 
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One call to send: the rebuilt URL, the forwarded headers and the body.
+
+    ``body_error`` keeps what stopped a streamed body (413, client gone): aiohttp reports
+    it only as a connection error, and the client must get the real reason.
+    """
+
+    method: str
+    url: URL
+    headers: list[tuple[str, str]]
+    body: Body = None
+    body_error: Exception | None = None
+
+    async def _guarded(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as exc:
+            self.body_error = exc
+            raise
+
+
 class UpstreamClient:
-    """Owns the shared ``httpx.AsyncClient``; opened lazily, closed by :meth:`aclose`.
+    """Owns the shared ``aiohttp.ClientSession``; opened lazily, closed by :meth:`aclose`.
 
     Lazy opening matters when the proxy is mounted inside another app whose lifespan
-    never reaches it: the first request opens the client in the running event loop.
+    never reaches it: the first request opens the session in the running event loop.
     """
 
     def __init__(self, config: ProxyConfig) -> None:
         self._config = config
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = _new_client(self._config)
-        return self._client
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = _new_session(self._config)
+        return self._session
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
-def _new_client(config: ProxyConfig) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(
-        connect=min(config.connect_timeout, config.upstream_timeout),
-        read=config.stream_idle_timeout,
-        write=config.upstream_timeout,
-        pool=config.connect_timeout,
+def _new_session(config: ProxyConfig) -> aiohttp.ClientSession:
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=config.connect_timeout,  # waiting for a pool slot plus connecting
+        sock_connect=min(config.connect_timeout, config.upstream_timeout),
+        sock_read=config.stream_idle_timeout,
     )
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-    # A cookie jar whose policy accepts no domain: upstream cookies are never replayed.
-    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    client = httpx.AsyncClient(
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
         timeout=timeout,
-        limits=limits,
-        follow_redirects=False,
-        cookies=no_cookies,
+        cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies are never replayed
+        skip_auto_headers=SKIPPED_AUTO_HEADERS,
+        auto_decompress=False,  # bytes pass through exactly as fal sent them
         trust_env=False,
+        raise_for_status=False,
     )
-    for name in list(client.headers):  # httpx adds accept-encoding, user-agent, ...
-        del client.headers[name]
-    return client
+
+
+@dataclass(slots=True)
+class _Watch:
+    """Shared by a relay and its disconnect watcher (same event loop, no locking needed)."""
+
+    task: asyncio.Task[object]
+    finished: bool = False  # the relay is past its last await: cancelling it is too late
+    cancelled: bool = False  # the watcher cancelled the relay because the client left
 
 
 async def relay_http(
     upstream: UpstreamClient,
-    request: httpx.Request,
+    request: UpstreamRequest,
     result: RelayResult,
     *,
     body_done: anyio.Event,
@@ -102,74 +139,102 @@ async def relay_http(
     Raises ``ProxyError`` (502/504) only before the response has started; after that,
     a broken upstream ends the client's response without its final chunk, so the client
     sees a truncated body rather than a falsely complete one.
+
+    Plain asyncio (a task and ``Task.cancel``) rather than an anyio task group: aiohttp
+    needs asyncio anyway, and the group's cancel scopes cost a fifth of a status poll.
     """
     started = time.perf_counter()
-    failure: Exception | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(_watch_disconnect, receive, body_done, group.cancel_scope, result)
-        try:
-            response = await _open(upstream, request, header_timeout)
-            result.first_byte_seconds = time.perf_counter() - started
-            await _stream_response(response, send, result)
-        except Exception as exc:  # re-raised below, outside the task group's ExceptionGroup
-            failure = exc
-        finally:
-            group.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    task = asyncio.current_task()
+    assert task is not None
+    watch = _Watch(task)
+    watcher = asyncio.get_running_loop().create_task(
+        _watch_disconnect(receive, body_done, watch, result)
+    )
+    try:
+        response = await _open(upstream, request, header_timeout)
+        result.first_byte_seconds = time.perf_counter() - started
+        await _stream_response(response, send, result)
+    except asyncio.CancelledError:
+        if not watch.cancelled:
+            raise
+        task.uncancel()  # the client left: the relay ends quietly, outcome client_gone
+    finally:
+        watch.finished = True
+        watcher.cancel()
 
 
 async def _open(
-    upstream: UpstreamClient, request: httpx.Request, header_timeout: float
-) -> httpx.Response:
+    upstream: UpstreamClient, request: UpstreamRequest, header_timeout: float
+) -> aiohttp.ClientResponse:
     try:
-        with anyio.fail_after(header_timeout):
-            return await upstream.client.send(request, stream=True)
-    except (TimeoutError, httpx.TimeoutException):
+        async with asyncio.timeout(header_timeout):
+            return await upstream.session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+            )
+    except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
         raise UpstreamTimeout() from None
-    except httpx.HTTPError:
+    except aiohttp.ClientError:
+        if request.body_error is not None:
+            raise request.body_error from None
         raise UpstreamUnavailable() from None
 
 
-async def _stream_response(response: httpx.Response, send: Send, result: RelayResult) -> None:
+async def _stream_response(
+    response: aiohttp.ClientResponse, send: Send, result: RelayResult
+) -> None:
     try:
-        headers, _ = client_response_headers(response.headers.raw)
-        result.status = response.status_code
+        headers, _ = client_response_headers(response.raw_headers)
+        result.status = response.status
         result.request_id = response.headers.get("x-fal-request-id")
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 result.bytes_down += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError:
+        except (aiohttp.ClientError, TimeoutError):
             result.outcome = "upstream_error"
             logger.warning("upstream broke off a response after %d bytes", result.bytes_down)
             return  # leave the response incomplete: the server aborts the connection
         result.complete = True  # before the last send, which may wake the watcher at once
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
+        if result.complete:
+            response.release()  # fully read: the connection goes back to the pool
+        else:
+            response.close()  # cut off: the upstream connection is closed, never reused
 
 
 async def _watch_disconnect(
-    receive: Receive, body_done: anyio.Event, scope: anyio.CancelScope, result: RelayResult
+    receive: Receive, body_done: anyio.Event, watch: _Watch, result: RelayResult
 ) -> None:
     """Cancel the relay when the client goes away after sending its body."""
-    await body_done.wait()
+    if not body_done.is_set():
+        await body_done.wait()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            if not result.complete:  # servers also report a disconnect after a full response
+            # servers also report a disconnect after a full response
+            if not result.complete and not watch.finished:
                 result.outcome = "client_gone"
-                scope.cancel()
+                watch.cancelled = True
+                watch.task.cancel()
             return
 
 
 def build_request(
     upstream: UpstreamClient, method: str, url: str, headers: Headers, body: Body
-) -> httpx.Request:
-    """An ``httpx.Request`` for the rebuilt URL; ``body`` is streamed when an iterator."""
-    return upstream.client.build_request(method, url, headers=headers, content=body)
+) -> UpstreamRequest:
+    """The call for the rebuilt URL; ``body`` is streamed when an iterator.
+
+    The URL is passed on ``encoded``: it was validated byte by byte and must reach fal
+    exactly as checked, without yarl re-quoting it.
+    """
+    del upstream  # kept in the signature: requests used to be built by the client
+    pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    request = UpstreamRequest(method, URL(url, encoded=True), pairs)
+    request.body = body if body is None or isinstance(body, bytes) else request._guarded(body)
+    return request

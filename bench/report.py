@@ -1,0 +1,243 @@
+"""Render one benchmark run as bench/results.md: tables, ratios, targets, machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMES = {
+    "straight": "straight to the upstream (floor)",
+    "falproxy": "falproxy (1 worker)",
+    "nginx": "nginx `proxy_pass`",
+    "node": "`@fal-ai/server-proxy` 1.2.1, Express 5",
+}
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "n/a"
+    return f"{a / b:.2f}×"
+
+
+def _mb(kb: float) -> str:
+    return f"{kb / 1024:.1f} MB"
+
+
+def render(results: dict[str, Any], info: dict[str, str]) -> str:
+    w = results["wrk"]
+    out = ["# falproxy benchmark results", ""]
+    a = results["args"]
+    out += [
+        f"One run of `bench/run.py` ({a['duration']:g} s per wrk run, median of {a['runs']} runs, "
+        f"{a['streams']} held streams, {a['big_mb']} MiB download), {results['seconds']:.0f} s in all. "
+        "Proxy on core 0; wrk, stubs and probes on core 1. Ratios measured in the same run are "
+        "what to compare; absolute figures move with the machine's load.",
+        "",
+    ]
+    out += [
+        "## Throughput and latency",
+        "",
+        "| system | GET status, 32 conns | POST 1 KB, 32 conns | GET, 256 conns | p99 at 32 conns | errors (all runs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in NAMES.items():
+        errors = sum(w[k][name]["errors"] for k in w)
+        out.append(
+            f"| {label} | {w['get32'][name]['rps']:,.0f} req/s | {w['post1k'][name]['rps']:,.0f} | "
+            f"{w['get256'][name]['rps']:,.0f} | {w['get32'][name]['p99_ms']:.1f} ms | {errors} |"
+        )
+    out += [
+        "",
+        "| falproxy ratio | GET 32 | POST 1 KB | GET 256 | p99 at 32 (lower is better) |",
+        "|---|---|---|---|---|",
+    ]
+    for other in ("node", "nginx"):
+        out.append(
+            f"| vs {NAMES[other]} | {_ratio(w['get32']['falproxy']['rps'], w['get32'][other]['rps'])} | "
+            f"{_ratio(w['post1k']['falproxy']['rps'], w['post1k'][other]['rps'])} | "
+            f"{_ratio(w['get256']['falproxy']['rps'], w['get256'][other]['rps'])} | "
+            f"{_ratio(w['get32']['falproxy']['p99_ms'], w['get32'][other]['p99_ms'])} |"
+        )
+    out += [
+        "",
+        "Requests per CPU-second of the proxy process (user + system time during the runs): "
+        "what one fully available core would serve; unlike req/s it does not depend on how much "
+        "of its core the proxy got on a shared machine.",
+        "",
+        "| system | GET 32 | POST 1 KB | GET 256 | falproxy vs it (GET 32 / POST / GET 256) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("falproxy", "nginx", "node"):
+        cells = [f"{w[k][name]['per_cpu_second']:,.0f}" for k in ("get32", "post1k", "get256")]
+        vs = " / ".join(
+            _ratio(w[k]["falproxy"]["per_cpu_second"], w[k][name]["per_cpu_second"])
+            for k in ("get32", "post1k", "get256")
+        )
+        out.append(f"| {NAMES[name]} | {' | '.join(cells)} | {'-' if name == 'falproxy' else vs} |")
+    s = results["sse"]
+    out += [
+        "",
+        "## Server-sent events",
+        "",
+        f"10 streams per system, each {s['straight']['expected'] // 10} events 20 ms apart; first event = request "
+        "written to first event read; lag = stub's clock in the event to the client reading it.",
+        "",
+        "| system | first event (median) | event lag median | event lag max | events received |",
+        "|---|---|---|---|---|",
+    ]
+    for name, label in NAMES.items():
+        r = s[name]
+        out.append(
+            f"| {label} | {r['first_event_ms']:.2f} ms | {r['lag_median_ms']:.2f} ms | "
+            f"{r['lag_max_ms']:.2f} ms | {r['events']}/{r['expected']} |"
+        )
+    ws = results["ws"]
+    out += [
+        "",
+        "## WebSocket echo",
+        "",
+        "8 sockets, one 64-byte message in flight on each.",
+        "",
+        "| system | messages/s |",
+        "|---|---|",
+    ]
+    for name in ("straight", "falproxy"):
+        rate = ws[name]
+        out.append(
+            f"| {NAMES[name]} | {f'{rate:,.0f}' if rate else 'n/a: refused (no WebSocket relay in this build)'} |"
+        )
+    out += [
+        "",
+        "## Memory (RSS)",
+        "",
+        "| system | idle | peak under load (GET, 256 conns) | per held idle SSE stream |",
+        "|---|---|---|---|",
+    ]
+    hold = results["hold"]
+    for name in ("falproxy", "nginx", "node"):
+        per = "not measured"
+        if name in hold:
+            hd = hold[name]
+            per = (
+                f"{(hd['during_kb'] - hd['before_kb']) * 1024 / max(hd['opened'], 1) / 1024:.1f} KB "
+                f"({hd['opened']} streams, {_mb(hd['before_kb'])} -> {_mb(hd['during_kb'])})"
+            )
+        out.append(
+            f"| {NAMES[name]} | {_mb(results['idle_rss_kb'][name])} | {_mb(results['load_rss_kb'][name])} | {per} |"
+        )
+    big = results["big"]
+    out += [
+        "",
+        f"## {a['big_mb']} MiB response streamed through",
+        "",
+        "| system | throughput | RSS growth |",
+        "|---|---|---|",
+    ]
+    for name, label in NAMES.items():
+        b = big[name]
+        growth = "-" if name == "straight" else _mb(max(b["peak_kb"] - b["before_kb"], 0))
+        out.append(
+            f"| {label} | {b['bytes'] / b['seconds'] / 1e6:,.0f} MB/s ({b['bytes'] >> 20} MiB) | {growth} |"
+        )
+    wk = results["workers"]
+    out += [
+        "",
+        "## Workers",
+        "",
+        "GET status poll at 64 connections; 1 worker pinned to core 0, 2 workers on cores 0-1 "
+        "(which they share with wrk and the stubs: a 2-core machine cannot give 2 workers 2 free cores).",
+        "",
+        "| falproxy | req/s | p99 | CPU-seconds used | req per CPU-second |",
+        "|---|---|---|---|---|",
+    ]
+    for n in (1, 2):
+        out.append(
+            f"| --workers {n} | {wk[n]['rps']:,.0f} | {wk[n]['p99_ms']:.1f} ms | "
+            f"{wk[n]['cpu_seconds']:.1f} | {wk[n]['per_cpu_second']:,.0f} |"
+        )
+    out.append(
+        f"| scaling | {_ratio(wk[2]['rps'], wk[1]['rps'])} | | "
+        f"{_ratio(wk[2]['cpu_seconds'], wk[1]['cpu_seconds'])} | "
+        f"{_ratio(wk[2]['per_cpu_second'], wk[1]['per_cpu_second'])} |"
+    )
+    out += [
+        "",
+        "## Targets (issue 7)",
+        "",
+        "Profiles, the engine choice and what limits each target: `bench/NOTES.md`.",
+        "",
+        *_targets(results),
+        "",
+        "## Machine",
+        "",
+    ]
+    out += [f"- {k}: {v}" for k, v in info.items()]
+    out.append("")
+    return "\n".join(out)
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    w, s, hold, big, wk = (
+        results["wrk"],
+        results["sse"],
+        results["hold"],
+        results["big"],
+        results["workers"],
+    )
+    f, n = "falproxy", "node"
+    errors256 = w["get256"][f]["errors"]
+    held = hold.get(f)
+    per_stream = (
+        (held["during_kb"] - held["before_kb"]) / max(held["opened"], 1) if held else float("nan")
+    )
+    growth = (big[f]["peak_kb"] - big[f]["before_kb"]) / 1024
+
+    def per_cpu(key: str) -> str:
+        return (
+            f"; per CPU-second {_ratio(w[key][f]['per_cpu_second'], w[key][n]['per_cpu_second'])}"
+        )
+
+    checks = [
+        (
+            "GET 32 conns ≥ 2× Node",
+            w["get32"][f]["rps"] / w["get32"][n]["rps"] >= 2,
+            _ratio(w["get32"][f]["rps"], w["get32"][n]["rps"]) + per_cpu("get32"),
+        ),
+        (
+            "GET 256 conns ≥ 2× Node, zero errors",
+            w["get256"][f]["rps"] / w["get256"][n]["rps"] >= 2 and errors256 == 0,
+            f"{_ratio(w['get256'][f]['rps'], w['get256'][n]['rps'])}, {errors256} errors"
+            + per_cpu("get256"),
+        ),
+        (
+            "POST 1 KB ≥ 2× Node",
+            w["post1k"][f]["rps"] / w["post1k"][n]["rps"] >= 2,
+            _ratio(w["post1k"][f]["rps"], w["post1k"][n]["rps"]) + per_cpu("post1k"),
+        ),
+        (
+            "p99 at 32 ≤ ½ Node",
+            w["get32"][f]["p99_ms"] <= w["get32"][n]["p99_ms"] / 2,
+            f"{w['get32'][f]['p99_ms']:.1f} ms vs {w['get32'][n]['p99_ms']:.1f} ms",
+        ),
+        (
+            "SSE first event within 1 ms of straight",
+            s[f]["first_event_ms"] - s["straight"]["first_event_ms"] <= 1,
+            f"+{s[f]['first_event_ms'] - s['straight']['first_event_ms']:.2f} ms",
+        ),
+        (
+            "SSE: no event delayed (all received, max lag within 5 ms of straight)",
+            s[f]["events"] == s[f]["expected"]
+            and s[f]["lag_max_ms"] - s["straight"]["lag_max_ms"] <= 5,
+            f"{s[f]['events']}/{s[f]['expected']}, max lag {s[f]['lag_max_ms']:.2f} ms vs {s['straight']['lag_max_ms']:.2f} ms",
+        ),
+        ("idle RSS < 60 MB", results["idle_rss_kb"][f] < 60 * 1024, _mb(results["idle_rss_kb"][f])),
+        ("< 50 KB per idle SSE stream", per_stream < 50, f"{per_stream:.1f} KB"),
+        ("RSS growth < 50 MB while the download streams", growth < 50, f"{growth:.1f} MB"),
+        (
+            "2 workers ≥ 1.7× one",
+            wk[2]["rps"] / wk[1]["rps"] >= 1.7,
+            f"{_ratio(wk[2]['rps'], wk[1]['rps'])}; CPU they got {_ratio(wk[2]['cpu_seconds'], wk[1]['cpu_seconds'])}",
+        ),
+    ]
+    lines = ["| target | met | measured |", "|---|---|---|"]
+    lines += [f"| {label} | {'yes' if ok else '**no**'} | {value} |" for label, ok, value in checks]
+    return lines
