@@ -221,7 +221,7 @@ def wrk(
         argv += ["-H", f"{name}: {value}"]
     if script:
         argv += ["-s", str(script)]
-    done = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60)
     if "Requests/sec" not in done.stdout:
         raise RuntimeError(f"wrk failed: {done.stdout} {done.stderr}")
     return parse_wrk(done.stdout)

@@ -1,6 +1,6 @@
 """FastAPI with the fal proxy; FAL_KEY and every FALPROXY_* setting come from the environment.
 
-    uvicorn examples.fastapi_app:app
+uvicorn examples.fastapi_app:app
 """
 
 from fastapi import FastAPI

@@ -1,7 +1,7 @@
 """Flask with the fal proxy; FAL_KEY and every FALPROXY_* setting come from the environment.
 
-    flask --app examples.flask_app run
-    gunicorn --worker-class gthread --threads 4 examples.flask_app:app
+flask --app examples.flask_app run
+gunicorn --worker-class gthread --threads 4 examples.flask_app:app
 """
 
 from flask import Flask

@@ -90,6 +90,11 @@ class UpstreamClient:
             self._session = _new_session(self._config)
         return self._session
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a session (and so pooled connections) exists; for lifecycle checks."""
+        return self._session is not None
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:

@@ -31,7 +31,7 @@ def test_plain_mount_serves_the_mount_root(fake_url: str) -> None:
         bare = httpx.post(url + ROUTE, headers=ECHO, json={"a": 1})
         assert bare.status_code == 307
         assert httpx.get(url + ROUTE + "/healthz").json() == {"status": "ok"}
-    assert proxy.upstream._client is None
+    assert not proxy.upstream.is_open
 
 
 def test_mount_serves_the_exact_route_and_closes_the_client(fake_url: str) -> None:
@@ -58,9 +58,9 @@ def test_mount_serves_the_exact_route_and_closes_the_client(fake_url: str) -> No
         assert httpx.get(url + ROUTE, headers={"x-fal-target-url": "https://x.example/"}).json()[
             "detail"
         ]
-        assert proxy.upstream._client is not None
+        assert proxy.upstream.is_open
     assert events == ["app started", "app stopped"]
-    assert proxy.upstream._client is None, "the upstream client was not closed at shutdown"
+    assert not proxy.upstream.is_open, "the upstream client was not closed at shutdown"
 
 
 def require_app_token(x_app_token: str | None = Header(default=None)) -> None:
@@ -91,4 +91,4 @@ def test_router_runs_dependencies_first(fake_url: str, fake: httpx.Client) -> No
         elsewhere = {"x-fal-target-url": "https://x.example/", "x-app-token": "let-me-in"}
         refused_target = httpx.get(url + ROUTE, headers=elsewhere)
         assert refused_target.status_code == 412
-    assert proxy.upstream._client is None
+    assert not proxy.upstream.is_open

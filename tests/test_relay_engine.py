@@ -66,9 +66,7 @@ def raw_get(port: int, target: str) -> tuple[bytes, bytes]:
     return head.lower(), body
 
 
-def test_no_headers_invented_and_body_not_decompressed(
-    proxy_port: int, recorder: Recorder
-) -> None:
+def test_no_headers_invented_and_body_not_decompressed(proxy_port: int, recorder: Recorder) -> None:
     head, body = raw_get(proxy_port, "https://fal.run/fal-ai/flux/dev")
     assert b"content-encoding: gzip" in head
     if b"transfer-encoding: chunked" in head:  # de-chunk: one chunk plus the last one

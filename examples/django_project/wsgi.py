@@ -1,6 +1,6 @@
 """WSGI entry point, with threaded workers so slow streams do not block each other::
 
-    gunicorn --worker-class gthread --threads 4 examples.django_project.wsgi:application
+gunicorn --worker-class gthread --threads 4 examples.django_project.wsgi:application
 """
 
 import os
