@@ -151,7 +151,7 @@ class FalProxy:
         if self.policy.is_token_request(target):
             if method != "POST":
                 raise MethodNotAllowed(headers={"allow": "POST"})
-            raw = await read_body(receive, MAX_TOKEN_BODY)
+            raw = await read_body(receive, MAX_TOKEN_BODY, self.config.body_timeout)
             policed = self.policy.check_token_request(raw)
             done.set()
             result.bytes_up = len(policed)
@@ -159,7 +159,8 @@ class FalProxy:
         if not declared.present:
             done.set()
             return None, done, declared.length
-        stream = _counted(stream_body(receive, self.config.max_body_bytes), done, result)
+        chunks = stream_body(receive, self.config.max_body_bytes, self.config.body_timeout)
+        stream = _counted(chunks, done, result)
         return stream, done, declared.length
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from falproxy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from falproxy.types import Receive
+import anyio
+
+from falproxy.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from falproxy.types import Message, Receive
 
 
 class ClientDisconnected(Exception):
@@ -62,11 +64,17 @@ def is_json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def stream_body(receive: Receive, max_bytes: int) -> AsyncIterator[bytes]:
-    """Yield the request body as it arrives; 413 past ``max_bytes``."""
+async def stream_body(
+    receive: Receive, max_bytes: int, read_timeout: float | None = None
+) -> AsyncIterator[bytes]:
+    """Yield the request body as it arrives; 413 past ``max_bytes``.
+
+    ``read_timeout`` bounds each wait for the next chunk (408 after it): a client dripping
+    a body byte by byte would otherwise hold an upstream connection open indefinitely.
+    """
     received = 0
     while True:
-        message = await receive()
+        message = await _receive_within(receive, read_timeout)
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
         chunk: bytes = message.get("body", b"")
@@ -79,6 +87,17 @@ async def stream_body(receive: Receive, max_bytes: int) -> AsyncIterator[bytes]:
             return
 
 
-async def read_body(receive: Receive, max_bytes: int) -> bytes:
+async def _receive_within(receive: Receive, seconds: float | None) -> Message:
+    if seconds is None:
+        return await receive()
+    try:
+        with anyio.fail_after(seconds):
+            return await receive()
+    except TimeoutError:
+        raise RequestTimeout() from None
+
+
+async def read_body(receive: Receive, max_bytes: int, read_timeout: float | None = None) -> bytes:
     """The whole body, for the few small bodies the proxy must inspect."""
-    return b"".join([chunk async for chunk in stream_body(receive, max_bytes)])
+    chunks = stream_body(receive, max_bytes, read_timeout)
+    return b"".join([chunk async for chunk in chunks])

@@ -25,6 +25,8 @@ DEFAULT_UPSTREAM_TIMEOUT = 300.0
 # fal sends an SSE keep-alive every 15 s; a stream quiet for this long is dead.
 DEFAULT_STREAM_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_TOKEN_EXPIRATION = 300
+# A client may pause this long between two chunks of its request body (slow-drip defence).
+DEFAULT_BODY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class ProxyConfig:
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
     max_token_expiration: int = DEFAULT_MAX_TOKEN_EXPIRATION
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -51,7 +54,7 @@ class ProxyConfig:
             _check_upstream(host, base)
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("max_token_expiration", self.max_token_expiration)
-        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout"):
+        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout", "body_timeout"):
             _check_positive(name, getattr(self, name))
 
     @classmethod
@@ -78,6 +81,7 @@ class ProxyConfig:
             "upstream_timeout": self.upstream_timeout,
             "stream_idle_timeout": self.stream_idle_timeout,
             "max_token_expiration": self.max_token_expiration,
+            "body_timeout": self.body_timeout,
         }
 
 
@@ -149,4 +153,5 @@ _ENV_SETTINGS = {
     "upstream_timeout": ("FALPROXY_UPSTREAM_TIMEOUT", _parse_seconds),
     "stream_idle_timeout": ("FALPROXY_STREAM_IDLE_TIMEOUT", _parse_seconds),
     "max_token_expiration": ("FALPROXY_MAX_TOKEN_EXPIRATION", _parse_int),
+    "body_timeout": ("FALPROXY_BODY_TIMEOUT", _parse_seconds),
 }

@@ -14,6 +14,7 @@ class                       status  when
 ``EndpointNotAllowed``      403     app or token request outside the policy
 ``NotFound``                404     a path the proxy does not serve
 ``MethodNotAllowed``        405     a method that is not proxied
+``RequestTimeout``          408     the request body stalled past the body timeout
 ``InvalidTarget``           412     malformed target, or not on an allowed URL
 ``PayloadTooLarge``         413     request body over the configured cap
 ``UnsupportedMediaType``    415     a request body not declared as JSON
@@ -82,6 +83,11 @@ class NotFound(ProxyError):
 class MethodNotAllowed(ProxyError):
     status = 405
     default_detail = "Method not allowed"
+
+
+class RequestTimeout(ProxyError):
+    status = 408
+    default_detail = "The request body was not received in time"
 
 
 class InvalidTarget(ProxyError):

@@ -21,6 +21,7 @@ import httpx
 
 from falproxy.config import ProxyConfig
 from falproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from falproxy.gauges import OPEN_UPSTREAM_RESPONSES
 from falproxy.headers import Headers, client_response_headers
 from falproxy.types import Receive, Send
 
@@ -132,6 +133,7 @@ async def _open(
 
 
 async def _stream_response(response: httpx.Response, send: Send, result: RelayResult) -> None:
+    OPEN_UPSTREAM_RESPONSES.inc()
     try:
         headers, _ = client_response_headers(response.headers.raw)
         result.status = response.status_code
@@ -150,8 +152,11 @@ async def _stream_response(response: httpx.Response, send: Send, result: RelayRe
         result.complete = True  # before the last send, which may wake the watcher at once
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
+        try:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        finally:
+            OPEN_UPSTREAM_RESPONSES.dec()
 
 
 async def _watch_disconnect(
