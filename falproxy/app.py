@@ -28,6 +28,7 @@ from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
+from falproxy.request_limits import check_request_head
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
 from falproxy.upstreams import UpstreamMap
@@ -113,6 +114,7 @@ class FalProxy:
         result = RelayResult()
         try:
             check_method(method)
+            check_request_head(scope["headers"])
             target = read_target(scope)
             app_id = self.policy.check(target)
             declared = declared_body(scope["headers"], self.config.max_body_bytes)

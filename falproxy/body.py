@@ -34,10 +34,16 @@ def declared_body(headers: Iterable[tuple[bytes, bytes]], max_bytes: int) -> Dec
     Raises 400 for ambiguous framing (RFC 9112 section 6.3: both length and chunked, or
     several lengths), 413 for a declared length over the cap, 415 for a non-JSON body.
     """
+    headers = list(headers)
     lengths = [value for name, value in headers if name == b"content-length"]
-    chunked = any(name == b"transfer-encoding" for name, _ in headers)
+    codings = [value for name, value in headers if name == b"transfer-encoding"]
+    chunked = bool(codings)
     if len(lengths) > 1 or (lengths and chunked):
         raise BadRequest("Ambiguous request body framing")
+    if codings and b",".join(codings).strip().lower() != b"chunked":
+        # The server removed only the chunking: a gzip (or unknown) coding would reach fal
+        # as undeclared bytes. fal's clients send plain JSON; nothing else is relayed.
+        raise BadRequest("Unsupported Transfer-Encoding (only chunked is accepted)")
     length = _parse_length(lengths[0]) if lengths else None
     if length is not None and length > max_bytes:
         raise PayloadTooLarge()

@@ -18,6 +18,7 @@ class                       status  when
 ``InvalidTarget``           412     malformed target, or not on an allowed URL
 ``PayloadTooLarge``         413     request body over the configured cap
 ``UnsupportedMediaType``    415     a request body not declared as JSON
+``HeadersTooLarge``         431     too many or too large request headers
 ``UpstreamUnavailable``     502     fal unreachable, or it broke the response
 ``UpstreamTimeout``         504     fal too slow to connect or answer
 ==========================  ======  ===============================================
@@ -103,6 +104,11 @@ class PayloadTooLarge(ProxyError):
 class UnsupportedMediaType(ProxyError):
     status = 415
     default_detail = "Request bodies must be JSON (Content-Type: application/json)"
+
+
+class HeadersTooLarge(ProxyError):
+    status = 431
+    default_detail = "Request headers too large"
 
 
 class UpstreamUnavailable(ProxyError):

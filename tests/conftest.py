@@ -25,7 +25,7 @@ FAKE_SPEED = 0.05
 
 
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+def serve(app: Any, *, lifespan: str = "on", **uvicorn_options: Any) -> Iterator[str]:
     """Serve an ASGI app on a free loopback port; yields its base URL."""
     config = uvicorn.Config(
         app,
@@ -35,6 +35,7 @@ def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
         log_level="warning",
         access_log=False,
         log_config=None,
+        **uvicorn_options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -36,7 +36,9 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 def _head(status: str = "200 OK", *extra: str, length: int | None = None) -> bytes:
     lines = [f"HTTP/1.1 {status}", "content-type: application/json", *extra]
-    lines.append(f"content-length: {length}" if length is not None else "transfer-encoding: chunked")
+    lines.append(
+        f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
+    )
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 

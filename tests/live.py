@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 ROUTE = "/api/fal/proxy"
 _EVENT = re.compile(r"app=(?P<app>\S+) status=(?P<status>\S+) outcome=(?P<outcome>\S+)")
@@ -70,20 +70,34 @@ def raw_request(base_url: str, data: bytes, *, timeout: float = 10.0) -> bytes:
     """Send raw bytes to the server at ``base_url``; everything it answers until it closes.
 
     For requests httpx refuses to build (duplicate lengths, CR/LF in header values, ...).
+    Stops early once a response with a ``Content-Length`` is complete (keep-alive).
     """
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
+        # The server may answer and close before reading everything.
+        with suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(data)
+        received = b""
+        while not _complete(received):
             try:
                 chunk = sock.recv(65536)
             except ConnectionResetError:
                 break
             if not chunk:
                 break
-            chunks.append(chunk)
-    return b"".join(chunks)
+            received += chunk
+    return received
+
+
+def _complete(raw: bytes) -> bool:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
 
 
 def open_socket(base_url: str, timeout: float = 10.0) -> socket.socket:

@@ -153,8 +153,11 @@ def test_client_abort_before_response_headers(
 def test_client_abort_mid_upload(proxy: str, faulty: FaultyUpstream, events: EventLog) -> None:
     with open_socket(proxy) as sock:
         request = head(
-            "POST", "https://fal.run/ok/upload", "content-type: application/json",
-            "content-length: 100000", body=b'{"a": "' + b"x" * 2000,
+            "POST",
+            "https://fal.run/ok/upload",
+            "content-type: application/json",
+            "content-length: 100000",
+            body=b'{"a": "' + b"x" * 2000,
         )
         sock.sendall(request)
         wait_until(lambda: faulty.open_connections == 1)
@@ -178,8 +181,13 @@ def test_slow_drip_body_times_out_with_408(
 ) -> None:
     with open_socket(proxy) as sock:
         sock.sendall(
-            head("POST", "https://fal.run/ok/drip", "content-type: application/json",
-                 "content-length: 1000", body=b'{"a": "')
+            head(
+                "POST",
+                "https://fal.run/ok/drip",
+                "content-type: application/json",
+                "content-length: 1000",
+                body=b'{"a": "',
+            )
         )
         started = time.monotonic()
         answer = sock.recv(65536)
