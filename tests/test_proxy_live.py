@@ -161,7 +161,9 @@ def test_client_disconnect_closes_upstream(
 ) -> None:
     url = "https://fal.run/fake/slow-stream?events=50&interval=0.2"
     with client.stream("POST", ROUTE, headers=target(url), json={}) as response:
-        for line in response.iter_lines():
+        # Keep the iterator referenced: a collected one closes the connection (httpcore).
+        lines = response.iter_lines()
+        for line in lines:
             if line.startswith("data:"):
                 break
         wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 1)
