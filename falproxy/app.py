@@ -35,6 +35,7 @@ from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.policy import MAX_TOKEN_BODY, Policy
 from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
+from falproxy.request_limits import check_request_head
 from falproxy.settings_checks import authentication_warnings
 from falproxy.targets import Target, parse_target_header
 from falproxy.types import Receive, Scope, Send
@@ -171,6 +172,7 @@ class FalProxy:
         self.metrics.open_http.inc()
         try:
             check_method(method)
+            check_request_head(scope["headers"])
             target = read_target(scope)
             app_id = self.policy.check(target)
             admission = await self.admit(scope, target, app_id)
@@ -224,7 +226,7 @@ class FalProxy:
         if self.policy.is_token_request(target):
             if method != "POST":
                 raise MethodNotAllowed(headers={"allow": "POST"})
-            raw = await read_body(receive, MAX_TOKEN_BODY)
+            raw = await read_body(receive, MAX_TOKEN_BODY, self.config.body_timeout)
             policed = self.policy.check_token_request(raw)
             done.set()
             result.bytes_up = len(policed)
@@ -232,7 +234,8 @@ class FalProxy:
         if not declared.present:
             done.set()
             return None, done, declared.length
-        stream = _counted(stream_body(receive, self.config.max_body_bytes), done, result)
+        chunks = stream_body(receive, self.config.max_body_bytes, self.config.body_timeout)
+        stream = _counted(chunks, done, result)
         return stream, done, declared.length
 
 

@@ -7,11 +7,12 @@ cap. The framing rules are pure so that the WSGI adapters share them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from falproxy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from falproxy.types import Receive
+from falproxy.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from falproxy.types import Message, Receive
 
 
 class ClientDisconnected(Exception):
@@ -32,10 +33,16 @@ def declared_body(headers: Iterable[tuple[bytes, bytes]], max_bytes: int) -> Dec
     Raises 400 for ambiguous framing (RFC 9112 section 6.3: both length and chunked, or
     several lengths), 413 for a declared length over the cap, 415 for a non-JSON body.
     """
+    headers = list(headers)
     lengths = [value for name, value in headers if name == b"content-length"]
-    chunked = any(name == b"transfer-encoding" for name, _ in headers)
+    codings = [value for name, value in headers if name == b"transfer-encoding"]
+    chunked = bool(codings)
     if len(lengths) > 1 or (lengths and chunked):
         raise BadRequest("Ambiguous request body framing")
+    if codings and b",".join(codings).strip().lower() != b"chunked":
+        # The server removed only the chunking: a gzip (or unknown) coding would reach fal
+        # as undeclared bytes. fal's clients send plain JSON; nothing else is relayed.
+        raise BadRequest("Unsupported Transfer-Encoding (only chunked is accepted)")
     length = _parse_length(lengths[0]) if lengths else None
     if length is not None and length > max_bytes:
         raise PayloadTooLarge()
@@ -62,11 +69,17 @@ def is_json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def stream_body(receive: Receive, max_bytes: int) -> AsyncIterator[bytes]:
-    """Yield the request body as it arrives; 413 past ``max_bytes``."""
+async def stream_body(
+    receive: Receive, max_bytes: int, read_timeout: float | None = None
+) -> AsyncIterator[bytes]:
+    """Yield the request body as it arrives; 413 past ``max_bytes``.
+
+    ``read_timeout`` bounds each wait for the next chunk (408 after it): a client dripping
+    a body byte by byte would otherwise hold an upstream connection open indefinitely.
+    """
     received = 0
     while True:
-        message = await receive()
+        message = await _receive_within(receive, read_timeout)
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
         chunk: bytes = message.get("body", b"")
@@ -79,6 +92,17 @@ async def stream_body(receive: Receive, max_bytes: int) -> AsyncIterator[bytes]:
             return
 
 
-async def read_body(receive: Receive, max_bytes: int) -> bytes:
+async def _receive_within(receive: Receive, seconds: float | None) -> Message:
+    if seconds is None:
+        return await receive()
+    try:
+        async with asyncio.timeout(seconds):  # cheaper per chunk than an anyio cancel scope
+            return await receive()
+    except TimeoutError:
+        raise RequestTimeout() from None
+
+
+async def read_body(receive: Receive, max_bytes: int, read_timeout: float | None = None) -> bytes:
     """The whole body, for the few small bodies the proxy must inspect."""
-    return b"".join([chunk async for chunk in stream_body(receive, max_bytes)])
+    chunks = stream_body(receive, max_bytes, read_timeout)
+    return b"".join([chunk async for chunk in chunks])

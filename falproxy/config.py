@@ -39,6 +39,8 @@ DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_WS_MAX_QUEUE = 16
 # Kubernetes kills a pod 30 s after SIGTERM; draining must end before that.
 DEFAULT_SHUTDOWN_GRACE = 25.0
+# A client may pause this long between two chunks of its request body (slow-drip defence).
+DEFAULT_BODY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class ProxyConfig:
     before_request: tuple[BeforeRequest, ...] = ()
     resolve_key: tuple[ResolveKey, ...] = ()
     on_event: tuple[OnEvent, ...] = ()
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -89,7 +92,7 @@ class ProxyConfig:
             _check_upstream(host, base)
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("max_token_expiration", self.max_token_expiration)
-        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout"):
+        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout", "body_timeout"):
             _check_positive(name, getattr(self, name))
         for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
@@ -144,6 +147,7 @@ class ProxyConfig:
                 kind: len(getattr(self, kind))
                 for kind in ("authenticate", "before_request", "resolve_key", "on_event")
             },
+            "body_timeout": self.body_timeout,
         }
 
 
@@ -241,6 +245,7 @@ _ENV_SETTINGS = {
     "cors_origins": ("FALPROXY_CORS_ORIGINS", parse_list),
     "access_log_format": ("FALPROXY_ACCESS_LOG_FORMAT", _parse_route),
     "metrics": ("FALPROXY_METRICS", parse_bool),
+    "body_timeout": ("FALPROXY_BODY_TIMEOUT", _parse_seconds),
 }
 # The WebSocket relay's settings; all must be positive.
 _WS_POSITIVE_SETTINGS = (

@@ -14,9 +14,11 @@ class                       status  when
 ``EndpointNotAllowed``      403     app or token request outside the policy
 ``NotFound``                404     a path the proxy does not serve
 ``MethodNotAllowed``        405     a method that is not proxied
+``RequestTimeout``          408     the request body stalled past the body timeout
 ``InvalidTarget``           412     malformed target, or not on an allowed URL
 ``PayloadTooLarge``         413     request body over the configured cap
 ``UnsupportedMediaType``    415     a request body not declared as JSON
+``HeadersTooLarge``         431     too many or too large request headers
 ``UpstreamUnavailable``     502     fal unreachable, or it broke the response
 ``UpstreamTimeout``         504     fal too slow to connect or answer
 ==========================  ======  ===============================================
@@ -86,6 +88,11 @@ class MethodNotAllowed(ProxyError):
     default_detail = "Method not allowed"
 
 
+class RequestTimeout(ProxyError):
+    status = 408
+    default_detail = "The request body was not received in time"
+
+
 class InvalidTarget(ProxyError):
     status = 412
     default_detail = "The target URL is malformed or not allowed"
@@ -99,6 +106,11 @@ class PayloadTooLarge(ProxyError):
 class UnsupportedMediaType(ProxyError):
     status = 415
     default_detail = "Request bodies must be JSON (Content-Type: application/json)"
+
+
+class HeadersTooLarge(ProxyError):
+    status = 431
+    default_detail = "Request headers too large"
 
 
 class UpstreamUnavailable(ProxyError):

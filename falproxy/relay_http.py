@@ -24,6 +24,7 @@ from yarl import URL
 
 from falproxy.config import ProxyConfig
 from falproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from falproxy.gauges import OPEN_UPSTREAM_RESPONSES
 from falproxy.headers import Headers, client_response_headers
 from falproxy.types import Receive, Send
 
@@ -191,6 +192,7 @@ async def _open(
 async def _stream_response(
     response: aiohttp.ClientResponse, send: Send, result: RelayResult
 ) -> None:
+    OPEN_UPSTREAM_RESPONSES.inc()
     try:
         headers, _ = client_response_headers(response.raw_headers)
         result.status = response.status
@@ -207,10 +209,13 @@ async def _stream_response(
         result.complete = True  # before the last send, which may wake the watcher at once
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        if result.complete:
-            response.release()  # fully read: the connection goes back to the pool
-        else:
-            response.close()  # cut off: the upstream connection is closed, never reused
+        try:
+            if result.complete:
+                response.release()  # fully read: the connection goes back to the pool
+            else:
+                response.close()  # cut off: the upstream connection is closed, never reused
+        finally:
+            OPEN_UPSTREAM_RESPONSES.dec()
 
 
 async def _watch_disconnect(

@@ -36,6 +36,7 @@ from falproxy.relay_sync import (
     open_upstream,
     response_head,
 )
+from falproxy.request_limits import check_request_head
 from falproxy.sync_bridge import LoopThread
 from falproxy.targets import Target
 from falproxy.types import Scope
@@ -129,6 +130,7 @@ class SyncFalProxy:
         caller: str | None = None
         try:
             check_method(method)
+            check_request_head(headers)
             target = target_from_headers(headers)
             app_id = self.policy.check(target)
             scope = _scope(method, headers, client)

@@ -24,18 +24,65 @@ TEST_KEY_SECRET = "test-key-secret"
 FAKE_SPEED = 0.05
 
 
+# Every key sighting by the scanning middleware, drained by the autouse fixture below.
+KEY_SIGHTINGS: list[str] = []
+_SECRET = TEST_KEY_SECRET.encode()
+
+
+class ScanForKey:
+    """ASGI middleware: records any sighting of the key in what a served app sends out.
+
+    Wrapped around every app the tests serve (the proxy and the fake), so every response
+    head, body chunk, WebSocket frame and close reason of the whole suite is scanned, and
+    so is the text of any exception escaping the app. A rolling tail catches a key split
+    across two chunks.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        tail = b""
+
+        async def scanned(message: Any) -> None:
+            nonlocal tail
+            seen = b"".join(_message_bytes(message))
+            if _SECRET in tail + seen:
+                KEY_SIGHTINGS.append(f"{scope.get('path')}: {message['type']}")
+            tail = (tail + seen)[-len(_SECRET) :]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, scanned)
+        except BaseException as exc:
+            if TEST_KEY_SECRET in f"{exc!r} {exc}":
+                KEY_SIGHTINGS.append(f"{scope.get('path')}: exception {type(exc).__name__}")
+            raise
+
+
+def _message_bytes(message: Any) -> Iterator[bytes]:
+    for name, value in message.get("headers", ()):
+        yield bytes(name) + b": " + bytes(value) + b"\n"
+    for field_name in ("body", "bytes"):
+        if message.get(field_name):
+            yield bytes(message[field_name])
+    for field_name in ("text", "reason", "message"):
+        if isinstance(message.get(field_name), str):
+            yield message[field_name].encode("utf-8", "replace")
+
+
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
-    """Serve an ASGI app on a free loopback port; yields its base URL."""
+def serve(app: Any, *, lifespan: str = "on", **uvicorn_options: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port, scanned for the key; yields its base URL."""
     config = uvicorn.Config(
-        app,
+        ScanForKey(app),
         host="127.0.0.1",
         port=0,
         lifespan=lifespan,
         log_level="warning",
         access_log=False,
         log_config=None,
-        proxy_headers=False,  # as `falproxy serve`: the proxy decides whom to trust
+        **{"proxy_headers": False, **uvicorn_options},  # as `falproxy serve` by default
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -124,3 +171,6 @@ def no_key_in_logs() -> Iterator[_Collector]:
         root.setLevel(previous)
     leaked = [line for line in collector.lines if TEST_KEY_SECRET in line]
     assert not leaked, "the fal key appeared in a log line"
+    sightings = KEY_SIGHTINGS.copy()
+    KEY_SIGHTINGS.clear()
+    assert not sightings, f"the fal key was sent to a client: {sightings}"
