@@ -92,6 +92,11 @@ class UpstreamClient:
         return self._session
 
     @property
+    def idle_timeout(self) -> float:
+        """How long a response body may stay silent before the relay gives up on it."""
+        return self._config.stream_idle_timeout
+
+    @property
     def is_open(self) -> bool:
         """Whether a session (and so pooled connections) exists; for lifecycle checks."""
         return self._session is not None
@@ -159,7 +164,7 @@ async def relay_http(
     try:
         response = await _open(upstream, request, header_timeout)
         result.first_byte_seconds = time.perf_counter() - started
-        await _stream_response(response, send, result)
+        await _stream_response(response, send, result, upstream.idle_timeout)
     except asyncio.CancelledError:
         if not watch.cancelled:
             raise
@@ -190,7 +195,7 @@ async def _open(
 
 
 async def _stream_response(
-    response: aiohttp.ClientResponse, send: Send, result: RelayResult
+    response: aiohttp.ClientResponse, send: Send, result: RelayResult, idle_timeout: float
 ) -> None:
     OPEN_UPSTREAM_RESPONSES.inc()
     try:
@@ -199,7 +204,7 @@ async def _stream_response(
         result.request_id = response.headers.get("x-fal-request-id")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
-            async for chunk in response.content.iter_any():
+            while chunk := await _next_chunk(response, idle_timeout):
                 result.bytes_down += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (aiohttp.ClientError, TimeoutError):
@@ -216,6 +221,17 @@ async def _stream_response(
                 response.close()  # cut off: the upstream connection is closed, never reused
         finally:
             OPEN_UPSTREAM_RESPONSES.dec()
+
+
+async def _next_chunk(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
+    """The next chunk as received (b"" at the end), within the stream idle timeout.
+
+    Our own deadline, besides aiohttp's ``sock_read``: after a malformed chunk header
+    aiohttp's payload reader neither fails nor ends (seen with aiohttp 3.14), which would
+    leave the relay waiting forever.
+    """
+    async with asyncio.timeout(idle_timeout):
+        return await response.content.readany()
 
 
 async def _watch_disconnect(
