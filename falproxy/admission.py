@@ -101,7 +101,9 @@ class Gate:
     async def _admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
         method = "WEBSOCKET" if scope["type"] == "websocket" else scope["method"]
         context = RequestContext(target, app_id, method, scope, self._address(scope))
-        context = dataclasses.replace(context, identity=await self._identify(context))
+        identity = await self._identify(context)
+        if identity is not None:  # replace() is the dearest step of an anonymous call
+            context = dataclasses.replace(context, identity=identity)
         reply = await first_reply(self._before, context)
         if reply is not None:
             return Admission(context, b"", reply)

@@ -211,7 +211,8 @@ class FalProxy:
         """One event per call (HTTP or WebSocket): access log, metrics, on_event hooks."""
         log_event(event, json_format=self.config.access_log_format == "json")
         self.metrics.observe(event)
-        await emit(self.config.on_event, event)
+        if self.config.on_event:
+            await emit(self.config.on_event, event)
 
     async def _body(
         self,

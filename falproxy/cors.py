@@ -78,6 +78,8 @@ class CorsPolicy:
         decides which origins may read its responses, and a second Allow-Origin would
         make a browser reject the response anyway.
         """
+        if not self._origins:
+            return send  # fal's own CORS headers are already dropped by the relay's rules
         origin = self.allowed_origin(scope) if self._origins else None
         extra = (
             [

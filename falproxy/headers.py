@@ -43,6 +43,9 @@ HOP_BY_HOP_HEADERS = frozenset(
 SERVER_OWN_HEADERS = frozenset({b"date", b"server"})
 # Upstream cookies are for fal's domain, never for the app's; they are not relayed.
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | SERVER_OWN_HEADERS | {b"set-cookie"}
+# fal answers CORS with `*`; whether a browser origin may read our responses is the
+# proxy's decision (cors.py), never fal's.
+UPSTREAM_CORS_PREFIX = b"access-control-"
 # Identifies the proxy to fal, like @fal-ai/server-proxy's header does.
 CLIENT_PROXY_HEADER = (b"x-fal-client-proxy", f"falproxy/{__version__}".encode())
 # Event streams must not be buffered by nginx or caches in front of us.
@@ -76,14 +79,18 @@ def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> tuple[He
     """The upstream's headers minus dropped ones, and whether it is an event stream.
 
     Dropped: hop-by-hop headers (and those named in ``Connection``), ``Date`` and ``Server``
-    (the answering server sets its own), and ``Set-Cookie``.
+    (the answering server sets its own), ``Set-Cookie`` and fal's ``Access-Control-*``.
     """
     pairs = [(name.lower(), value) for name, value in upstream]
     dropped = set(DROPPED_RESPONSE_HEADERS)
     for name, value in pairs:
         if name == b"connection":
             dropped.update(token.strip().lower() for token in value.split(b","))
-    out = [(name, value) for name, value in pairs if name not in dropped]
+    out = [
+        (name, value)
+        for name, value in pairs
+        if name not in dropped and not name.startswith(UPSTREAM_CORS_PREFIX)
+    ]
     is_event_stream = any(
         name == b"content-type" and value.lower().startswith(b"text/event-stream")
         for name, value in out

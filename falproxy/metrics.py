@@ -23,6 +23,10 @@ NO_APP = "-"
 # Status polls answer in milliseconds; sync runs and streams take minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Resolved label children kept per (kind, app, status, outcome); apps are capped above.
+MAX_CACHED_SERIES = 4096
+# requests, duration, first byte, bytes up, bytes down: the children one event touches.
+_Series = tuple[Counter, Histogram, Histogram, Counter, Counter]
 
 
 class ProxyMetrics:
@@ -59,6 +63,7 @@ class ProxyMetrics:
             registry=r,
         )
         self.open_http = self.open.labels("http")  # hoisted: touched twice per call
+        self._series: dict[tuple[str, str, int, str], _Series] = {}
         self.open_websocket = self.open.labels("websocket")
         self.limited = Counter(
             "falproxy_rate_limited", "Calls refused by a rate limit", ["rule"], registry=r
@@ -83,12 +88,28 @@ class ProxyMetrics:
     def observe(self, event: ProxyEvent) -> None:
         """Record one finished call."""
         app = self.app_label(event.app_id)
-        self.requests.labels(event.kind, app, str(event.status), event.outcome).inc()
-        self.duration.labels(event.kind, app).observe(event.duration_seconds)
+        series = self._series.get((event.kind, app, event.status, event.outcome))
+        if series is None:  # labels() costs a lock and a lookup: resolve once per series
+            series = self._resolve(event.kind, app, event.status, event.outcome)
+        requests, duration, first_byte, bytes_up, bytes_down = series
+        requests.inc()
+        duration.observe(event.duration_seconds)
         if event.first_byte_seconds is not None:
-            self.first_byte.labels(event.kind, app).observe(event.first_byte_seconds)
-        self.bytes.labels(event.kind, "up").inc(event.bytes_up)
-        self.bytes.labels(event.kind, "down").inc(event.bytes_down)
+            first_byte.observe(event.first_byte_seconds)
+        bytes_up.inc(event.bytes_up)
+        bytes_down.inc(event.bytes_down)
+
+    def _resolve(self, kind: str, app: str, status: int, outcome: str) -> _Series:
+        series = (
+            self.requests.labels(kind, app, str(status), outcome),
+            self.duration.labels(kind, app),
+            self.first_byte.labels(kind, app),
+            self.bytes.labels(kind, "up"),
+            self.bytes.labels(kind, "down"),
+        )
+        if len(self._series) < MAX_CACHED_SERIES:
+            self._series[(kind, app, status, outcome)] = series
+        return series
 
     def storage_error(self, admitted: bool) -> None:
         self.limiter_errors.labels("admitted" if admitted else "refused").inc()

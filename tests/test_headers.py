@@ -63,3 +63,11 @@ def test_response_drops_server_own_headers_and_cookies() -> None:
         [(b"date", b"x"), (b"server", b"fal"), (b"set-cookie", b"a=b"), (b"etag", b"1")]
     )
     assert out == [(b"etag", b"1")]
+
+
+def test_response_drops_fal_cors_headers() -> None:
+    """Whether a browser origin may read the answer is the proxy's call (cors.py), not fal's."""
+    out, _ = client_response_headers(
+        [(b"access-control-allow-origin", b"*"), (b"Access-Control-Expose-Headers", b"x")]
+    )
+    assert out == []
