@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from falproxy.auth import CHALLENGE, JWTVerifier, StaticTokens, bearer_token
 from falproxy.client_address import ClientAddress, parse_networks
 from falproxy.config import ProxyConfig
-from falproxy.errors import ConfigError, ProxyError, Unauthorized
+from falproxy.errors import ProxyError, Unauthorized
 from falproxy.hooks import (
     Authenticate,
     Identity,
@@ -59,9 +59,7 @@ class Gate:
     """The admission steps of one proxy, built once from its config."""
 
     def __init__(self, config: ProxyConfig, metrics: ProxyMetrics) -> None:
-        if config.credential is None:
-            raise ConfigError("no fal credential")
-        self._default_authorization = config.credential.authorization
+        self._default_authorization = config.require_credential().authorization
         self._authenticate = _builtin_authenticators(config) + config.authenticate
         self._builtin_bearer = bool(config.auth_tokens or config.jwt_secret or config.jwks_url)
         self._identity_required = has_authentication(config) and not config.allow_anonymous

@@ -21,7 +21,6 @@ from falproxy.body import ClientDisconnected, DeclaredBody, declared_body, read_
 from falproxy.config import ProxyConfig
 from falproxy.cors import CorsPolicy
 from falproxy.errors import (
-    ConfigError,
     InvalidTarget,
     MethodNotAllowed,
     MissingTarget,
@@ -32,7 +31,7 @@ from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import TARGET_HEADER, upstream_request_headers
 from falproxy.hooks import emit, send_reply
 from falproxy.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
-from falproxy.policy import MAX_TOKEN_BODY, Policy
+from falproxy.policy import MAX_TOKEN_BODY
 from falproxy.readiness import Readiness, ReadinessCheck
 from falproxy.relay_http import Body, RelayResult, UpstreamClient, build_request, relay_http
 from falproxy.request_limits import check_request_head
@@ -67,13 +66,8 @@ class FalProxy:
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
         self.config = config if config is not None else ProxyConfig.from_env()
-        if self.config.credential is None:
-            raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
-        self.policy = Policy(
-            self.config.allowed_urls,
-            self.config.allowed_endpoints,
-            self.config.max_token_expiration,
-        )
+        self.config.require_credential()
+        self.policy = self.config.policy()
         self.upstreams = UpstreamMap(self.config.upstreams)
         self.upstream = UpstreamClient(self.config)
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}

@@ -118,6 +118,16 @@ class ProxyConfig:
                 settings[name] = parse(variable, raw)
         return cls(**settings)  # type: ignore[arg-type]
 
+    def policy(self) -> Policy:
+        """The compiled allow-lists of this configuration (validated at construction)."""
+        return Policy(self.allowed_urls, self.allowed_endpoints, self.max_token_expiration)
+
+    def require_credential(self) -> FalCredential:
+        """The fal key, or the start-up error that names both ways to set it."""
+        if self.credential is None:
+            raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
+        return self.credential
+
     def describe(self) -> dict[str, object]:
         """The effective settings for display, with the key masked."""
         return {
@@ -153,7 +163,7 @@ class ProxyConfig:
 
 def _check_policy(config: ProxyConfig) -> None:
     try:
-        Policy(config.allowed_urls, config.allowed_endpoints, config.max_token_expiration)
+        config.policy()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid allow-list: {exc}") from None
 

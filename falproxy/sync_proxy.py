@@ -22,12 +22,12 @@ from falproxy.admission import Gate
 from falproxy.app import check_method, http_event, target_from_headers
 from falproxy.body import declared_body
 from falproxy.config import ProxyConfig
-from falproxy.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, ProxyError
+from falproxy.errors import MethodNotAllowed, PayloadTooLarge, ProxyError
 from falproxy.events import ProxyEvent, log_event
 from falproxy.headers import Headers, upstream_request_headers
 from falproxy.hooks import emit
 from falproxy.metrics import ProxyMetrics
-from falproxy.policy import MAX_TOKEN_BODY, Policy
+from falproxy.policy import MAX_TOKEN_BODY
 from falproxy.relay_http import RelayResult
 from falproxy.relay_sync import (
     RelayedBody,
@@ -93,13 +93,8 @@ class SyncFalProxy:
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
         self.config = config if config is not None else ProxyConfig.from_env()
-        if self.config.credential is None:
-            raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
-        self.policy = Policy(
-            self.config.allowed_urls,
-            self.config.allowed_endpoints,
-            self.config.max_token_expiration,
-        )
+        self.config.require_credential()
+        self.policy = self.config.policy()
         self.upstreams = UpstreamMap(self.config.upstreams)
         self.upstream = SyncUpstreamClient(self.config)
         self.metrics = ProxyMetrics()
