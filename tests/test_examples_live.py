@@ -16,27 +16,9 @@ import pytest
 
 from tests.conftest import TEST_KEY_SECRET
 from tests.examples_server import SERVERS, run_example
+from tests.test_proxy_live import JSON, ROUTE, assert_no_key, target, wait_for
 
-ROUTE = "/api/fal/proxy"
-JSON = {"content-type": "application/json"}
-
-
-def target(url: str, **extra: str) -> dict[str, str]:
-    return {"x-fal-target-url": url, **JSON, **extra}
-
-
-def assert_no_key(response: httpx.Response) -> None:
-    assert TEST_KEY_SECRET not in response.text
-    assert all(TEST_KEY_SECRET not in value for value in response.headers.values())
-
-
-def wait_for(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+# The live proxy tests' helpers: same route, same header and secret checks.
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
@@ -152,7 +134,7 @@ def test_client_disconnect_closes_upstream(client: httpx.Client, fake: httpx.Cli
         assert next(line for line in lines if line.startswith("data:"))
         assert fake.get("/__fake__/stats").json()["open_streams"] == 1
     # Leaving the block closes our connection mid-stream.
-    wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0)
+    wait_for(lambda: fake.get("/__fake__/stats").json()["open_streams"] == 0, timeout=10)
     stats = fake.get("/__fake__/stats").json()
     assert stats["disconnected_streams"] >= 1
 
