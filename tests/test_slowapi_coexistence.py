@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import redis
 from slowapi import Limiter, _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
@@ -25,17 +24,7 @@ from starlette.routing import Mount, Route
 from falproxy import FalProxy, RateLimit
 from tests.conftest import proxy_config, serve
 from tests.hook_support import run
-from tests.test_ratelimit_redis import RedisServer, pytestmark  # noqa: F401 (skip rule)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.redis_support import RedisServer, pytestmark  # noqa: F401 (the skip rule)
 
 
 def test_slowapi_and_falproxy_limits_are_independent(
