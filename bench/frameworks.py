@@ -111,7 +111,7 @@ def _read_response(reader: BinaryIO) -> tuple[int, bool]:
 
 
 def _start_fake(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "falproxy.cli", "fake", "--port", str(port)]
+    command = [sys.executable, "-m", "falproxy.standalone.cli", "fake", "--port", str(port)]
     command += ["--expected-key", TEST_KEY, "--speed", "0"]  # no simulated latency
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20

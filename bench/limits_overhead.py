@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from falproxy.ratelimit import RateLimit, RateLimiter
+from falproxy.admission.ratelimit import RateLimit, RateLimiter
 
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 KEY = "bench-key-id:bench-key-secret"

@@ -165,7 +165,7 @@ def start_falproxy(
     argv = [
         sys.executable,
         "-m",
-        "falproxy.cli",
+        "falproxy.standalone.cli",
         "serve",
         "--port",
         str(ports["falproxy"]),

@@ -2,7 +2,7 @@
 
 Starts the fake fal and the proxy as separate processes on loopback ports, drives a fixed
 number of concurrent workers (queue submits with status polls, sync runs, SSE streams,
-streams aborted mid-way, refused calls; WebSocket sessions once `falproxy.relay_ws` exists),
+streams aborted mid-way, refused calls; WebSocket sessions once `falproxy.asgi.websocket.relay` exists),
 and every few seconds samples the proxy's RSS and open file descriptors, the fake's open
 streams and the error counts. Writes `bench/soak_results.csv`, `bench/soak_results.png`
 and `bench/soak_results.md`. Bounded: stops after `--minutes` whatever happens.
@@ -207,7 +207,7 @@ async def soak(minutes: float) -> tuple[list[dict[str, float]], Tally, str]:
     fake, proxy, fake_url, proxy_url = start_processes()
     tally = Tally()
     rows: list[dict[str, float]] = []
-    websockets = importlib.util.find_spec("falproxy.relay_ws") is not None
+    websockets = importlib.util.find_spec("falproxy.asgi.websocket.relay") is not None
     try:
         started = time.monotonic()
         stop_at = started + minutes * 60
@@ -222,7 +222,7 @@ async def soak(minutes: float) -> tuple[list[dict[str, float]], Tally, str]:
         fake.terminate()
         proxy.wait(10)
         fake.wait(10)
-    note = "WebSocket scenario: skipped (falproxy.relay_ws not present on this branch)"
+    note = "WebSocket scenario: skipped (falproxy.asgi.websocket.relay not present on this branch)"
     if websockets:
         note = "WebSocket scenario: not yet written for the relay present here"
     return rows, tally, note

@@ -108,7 +108,7 @@ async def idle_memory(url: str, idle: int, pid: int, headers: dict[str, str]) ->
 async def main(args: argparse.Namespace) -> None:
     fake_port, proxy_port = free_port(), free_port()
     env = {**os.environ, "FAL_KEY": KEY}
-    exe = [sys.executable, "-m", "falproxy.cli"]
+    exe = [sys.executable, "-m", "falproxy.standalone.cli"]
     # speed 6 stretches the fake's 10 s idle close to 60 s, so idle sockets stay open.
     fake_cmd = [*exe, "fake", "--port", str(fake_port), "--speed", "6", "--expected-key", KEY]
     upstream = f"fal.run=http://{LOOPBACK}:{fake_port}/run"

@@ -9,7 +9,7 @@ from flask import Flask
 from examples.page import page
 from falproxy import ProxyConfig
 from falproxy.integrations.flask import register_fal_proxy
-from falproxy.sync_proxy import SyncFalProxy
+from falproxy.wsgi.proxy import SyncFalProxy
 
 app = Flask(__name__)
 proxy = register_fal_proxy(app, SyncFalProxy(ProxyConfig.from_env()))

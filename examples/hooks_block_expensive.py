@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from falproxy import FalProxy, ProxyConfig, Reply, RequestContext
-from falproxy.policy import compile_glob
+from falproxy.core.policy import compile_glob
 
 EXPENSIVE = compile_glob("fal-ai/flux-pro/**")
 

@@ -5,9 +5,10 @@ allow-list and adds the ``FAL_KEY`` that the browser must never hold.
 """
 
 from falproxy._version import __version__
-from falproxy.app import FalProxy
-from falproxy.config import ProxyConfig
-from falproxy.errors import (
+from falproxy.admission.ratelimit import LimiterUnavailable, RateLimit, RateLimited
+from falproxy.asgi.app import FalProxy
+from falproxy.config.settings import ProxyConfig
+from falproxy.core.errors import (
     BadRequest,
     ConfigError,
     EndpointNotAllowed,
@@ -23,8 +24,8 @@ from falproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from falproxy.events import ProxyEvent
-from falproxy.hooks import (
+from falproxy.core.events import ProxyEvent
+from falproxy.core.hooks import (
     Authenticate,
     BeforeRequest,
     Identity,
@@ -33,10 +34,9 @@ from falproxy.hooks import (
     RequestContext,
     ResolveKey,
 )
-from falproxy.keys import FalCredential
-from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
-from falproxy.ratelimit import LimiterUnavailable, RateLimit, RateLimited
-from falproxy.targets import ALLOWED_HOSTS, Target, parse_target
+from falproxy.core.keys import FalCredential
+from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.core.targets import ALLOWED_HOSTS, Target, parse_target
 
 __all__ = [
     "ALLOWED_HOSTS",

@@ -26,8 +26,8 @@ with atheris.instrument_imports():
     import ada_url
     import httpx
 
-    from falproxy.errors import InvalidTarget
-    from falproxy.targets import ALLOWED_HOSTS, parse_target_header
+    from falproxy.core.errors import InvalidTarget
+    from falproxy.core.targets import ALLOWED_HOSTS, parse_target_header
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

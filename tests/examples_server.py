@@ -42,7 +42,7 @@ SERVERS: dict[str, list[str]] = {
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
 }
 # Not an example: the standalone server, for comparisons (it serves /healthz, not "/").
-EXTRA_SERVERS = {"standalone": ["uvicorn", "--factory", "falproxy.server:app_from_env"]}
+EXTRA_SERVERS = {"standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"]}
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
 ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
 START_TIMEOUT = 30.0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from falproxy.gauges import OPEN_UPSTREAM_RESPONSES
+from falproxy.ops.gauges import OPEN_UPSTREAM_RESPONSES
 from tests.live import wait_until
 
 STREAM = "https://fal.run/fake/slow-stream?events=100000&interval=0.01"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from falproxy import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from falproxy.body import declared_body
+from falproxy.core.body import declared_body
 
 JSON = (b"content-type", b"application/json")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from falproxy.client_address import ClientAddress, parse_networks
+from falproxy.core.client_address import ClientAddress, parse_networks
 
 TRUSTED = parse_networks(["10.0.0.0/8", "127.0.0.1"])
 

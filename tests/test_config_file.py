@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from falproxy import ConfigError, FalCredential, ProxyConfig
-from falproxy.config_file import config_from_sources, load_config_file, settings_from_mapping
+from falproxy.config.file import config_from_sources, load_config_file, settings_from_mapping
 from tests.procs import falproxy_serve, free_port, proxy_env
 from tests.test_cli import RUN as RUN_FLUX
 from tests.test_cli import clean_env, run

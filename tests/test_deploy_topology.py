@@ -34,7 +34,7 @@ import httpx
 import pytest
 import yaml
 
-from falproxy import config as config_module
+from falproxy.config import settings as config_module
 from tests.procs import (
     REPO,
     START_TIMEOUT,

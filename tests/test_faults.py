@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from falproxy import FalProxy
-from falproxy.gauges import OPEN_UPSTREAM_RESPONSES
+from falproxy.ops.gauges import OPEN_UPSTREAM_RESPONSES
 from tests.conftest import TEST_KEY, serve
 from tests.faulty_upstream import FaultyUpstream, closed_port
 from tests.live import ROUTE, EventLog, capture_events, head, open_socket, wait_until

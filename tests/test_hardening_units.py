@@ -6,10 +6,10 @@ import anyio
 import pytest
 
 from falproxy import BadRequest, ConfigError, FalCredential, ProxyConfig
-from falproxy.body import declared_body, read_body
-from falproxy.errors import HeadersTooLarge, RequestTimeout
-from falproxy.gauges import Gauge
-from falproxy.request_limits import MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, check_request_head
+from falproxy.core.body import declared_body, read_body
+from falproxy.core.errors import HeadersTooLarge, RequestTimeout
+from falproxy.core.head import MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, check_request_head
+from falproxy.ops.gauges import Gauge
 
 JSON = (b"content-type", b"application/json")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from falproxy.headers import client_response_headers, upstream_request_headers
+from falproxy.core.headers import client_response_headers, upstream_request_headers
 
 
 def test_request_allow_list() -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from falproxy import FalCredential, Identity, ProxyEvent, RateLimited, Reply, RequestContext
-from falproxy.hooks import emit
+from falproxy.core.hooks import emit
 from tests.conftest import TEST_KEY
 from tests.hook_support import FLUX, SCHNELL, live_proxy, run
 
@@ -165,7 +165,7 @@ async def test_emit_without_hooks_is_a_no_op() -> None:
 async def test_websocket_handshake_runs_the_same_admission() -> None:
     """The WebSocket relay calls `FalProxy.admit` with its handshake scope: same hooks."""
     from falproxy import FalProxy, ProxyConfig, RateLimit, Unauthorized
-    from falproxy.targets import parse_target
+    from falproxy.core.targets import parse_target
 
     seen: list[tuple[str, str | None]] = []
 

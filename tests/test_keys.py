@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from falproxy import ConfigError, FalCredential
-from falproxy.keys import credential_from_env
+from falproxy.core.keys import credential_from_env
 
 SECRET = "0123456789abcdef0123456789abcdef:deadbeefdeadbeefdeadbeef"
 

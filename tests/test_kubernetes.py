@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from falproxy import ProxyConfig
-from falproxy.config_file import settings_from_mapping
+from falproxy.config.file import settings_from_mapping
 from tests.procs import REPO
 
 MANIFESTS = REPO / "deploy" / "kubernetes"

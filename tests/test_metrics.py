@@ -8,7 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from falproxy import RateLimit
-from falproxy.metrics import MAX_APP_LABELS, ProxyMetrics
+from falproxy.ops.metrics import MAX_APP_LABELS, ProxyMetrics
 from tests.hook_support import ROUTE, SCHNELL, live_proxy, run
 
 

@@ -1,4 +1,4 @@
-"""Specification of falproxy.policy: URL globs, endpoint globs and token minting.
+"""Specification of falproxy.core.policy: URL globs, endpoint globs and token minting.
 
 The cases live in ``tests/data/policy_cases.json``. Glob cases pin the picomatch-compatible
 semantics the Node proxy's configurations rely on; endpoint cases show that the allow-list holds
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from falproxy.errors import BadRequest, EndpointNotAllowed, InvalidTarget, ProxyError
-from falproxy.policy import DEFAULT_ALLOWED_URLS, TOKEN_PATH, Policy, app_id_of, compile_glob
-from falproxy.targets import Target, parse_target
+from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget, ProxyError
+from falproxy.core.policy import DEFAULT_ALLOWED_URLS, TOKEN_PATH, Policy, app_id_of, compile_glob
+from falproxy.core.targets import Target, parse_target
 
 CASES: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "policy_cases.json").read_text("utf-8")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from falproxy import ProxyConfig, ProxyEvent, RateLimit
-from falproxy.config import ConfigError
-from falproxy.ratelimit import parse_rate_limits
+from falproxy.admission.ratelimit import parse_rate_limits
+from falproxy.config.settings import ConfigError
 from tests.hook_support import FLUX, SCHNELL, bearer, live_proxy, run
 
 TOKENS = ("alice-token", "bob-token")

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from falproxy import FalProxy
-from falproxy import readiness as readiness_module
-from falproxy.readiness import CHECK_TIMEOUT_SECONDS
-from falproxy.shutdown import chain_drain_on_exit_signals
+from falproxy.ops import readiness as readiness_module
+from falproxy.ops.readiness import CHECK_TIMEOUT_SECONDS
+from falproxy.ops.shutdown import chain_drain_on_exit_signals
 from tests.conftest import proxy_config, serve
 from tests.procs import redis_server
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
-from falproxy.app import _parse_target_cached
+from falproxy.core.pipeline import _parse_target_cached
 from tests.conftest import serve
 
 KEY = "engine-key-id:engine-key-secret"

@@ -19,13 +19,13 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as serve_ws
 
-import falproxy.app
+import falproxy.asgi.app
 from falproxy import FalCredential, FalProxy, ProxyConfig
-from falproxy.events import ProxyEvent
-from falproxy.hooks import Reply, RequestContext
-from falproxy.ratelimit import parse_rate_limits
-from falproxy.server import build_app
-from falproxy.types import Receive, Scope, Send
+from falproxy.admission.ratelimit import parse_rate_limits
+from falproxy.core.events import ProxyEvent
+from falproxy.core.hooks import Reply, RequestContext
+from falproxy.core.types import Receive, Scope, Send
+from falproxy.standalone.server import build_app
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, proxy_config, serve
 from tests.ws_helpers import (
     BIG,
@@ -60,13 +60,13 @@ def fake_rt(fake_url: str) -> str:
 def events(monkeypatch: pytest.MonkeyPatch) -> list[ProxyEvent]:
     """Every ProxyEvent the socket pipeline logs (the access log is still written)."""
     seen: list[ProxyEvent] = []
-    original = falproxy.app.log_event
+    original = falproxy.asgi.app.log_event
 
     def record(event: ProxyEvent, **options: Any) -> None:
         seen.append(event)
         original(event, **options)
 
-    monkeypatch.setattr(falproxy.app, "log_event", record)
+    monkeypatch.setattr(falproxy.asgi.app, "log_event", record)
     return seen
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from falproxy.sync_proxy import SyncFalProxy, environ_headers
+from falproxy.wsgi.proxy import SyncFalProxy, environ_headers
 from tests.conftest import TEST_KEY_SECRET, proxy_config
 
 
@@ -108,9 +108,9 @@ def test_token_minting_is_policed(fake_url: str) -> None:
 
 def test_sync_calls_run_the_same_admission_as_asgi(fake_url: str, fake: httpx.Client) -> None:
     """Auth, before_request, rate limits and on_event apply to Flask and Django too."""
-    from falproxy.events import ProxyEvent
-    from falproxy.hooks import Reply, RequestContext
-    from falproxy.ratelimit import parse_rate_limits
+    from falproxy.admission.ratelimit import parse_rate_limits
+    from falproxy.core.events import ProxyEvent
+    from falproxy.core.hooks import Reply, RequestContext
 
     events: list[ProxyEvent] = []
 

@@ -1,4 +1,4 @@
-"""Specification of falproxy.targets: which target URLs the proxy calls, and in what form.
+"""Specification of falproxy.core.targets: which target URLs the proxy calls, and in what form.
 
 The accepted and refused URLs live in ``tests/data/targets_*.json``; every accepted URL is
 cross-checked against urllib and httpx, which must see the same scheme, host and port in both the
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from falproxy.errors import InvalidTarget
-from falproxy.targets import (
+from falproxy.core.errors import InvalidTarget
+from falproxy.core.targets import (
     ALLOWED_HOSTS,
     MAX_TARGET_LENGTH,
     Target,

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from falproxy.errors import InvalidTarget, ProxyError
-from falproxy.policy import DEFAULT_ALLOWED_URLS, Policy
-from falproxy.targets import ALLOWED_HOSTS, Target, parse_target
+from falproxy.core.errors import InvalidTarget, ProxyError
+from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.core.targets import ALLOWED_HOSTS, Target, parse_target
 from tests.test_targets import ACCEPT, REJECT, generated_urls, mutated_urls, raw_of
 
 ROUTE = "/api/fal/proxy"

@@ -6,9 +6,9 @@ from urllib.parse import quote
 
 import pytest
 
-from falproxy.errors import InvalidTarget, MissingTarget
-from falproxy.headers import CLIENT_PROXY_HEADER
-from falproxy.ws_handshake import forwarded_headers, read_ws_target
+from falproxy.asgi.websocket.handshake import forwarded_headers, read_ws_target
+from falproxy.core.errors import InvalidTarget, MissingTarget
+from falproxy.core.headers import CLIENT_PROXY_HEADER
 
 
 def scope(query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, object]:

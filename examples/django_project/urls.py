@@ -6,7 +6,7 @@ from django.urls import path
 from examples.page import page
 from falproxy import ProxyConfig
 from falproxy.integrations.django import fal_proxy_path
-from falproxy.sync_proxy import SyncFalProxy
+from falproxy.wsgi.proxy import SyncFalProxy
 
 proxy = SyncFalProxy(ProxyConfig.from_env())
 

@@ -25,9 +25,9 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 
-from falproxy.app import FalProxy
-from falproxy.sync_proxy import Readable, SyncFalProxy, environ_client, environ_headers
-from falproxy.types import Receive, Scope, Send
+from falproxy.asgi.app import FalProxy
+from falproxy.core.types import Receive, Scope, Send
+from falproxy.wsgi.proxy import Readable, SyncFalProxy, environ_client, environ_headers
 
 View = Callable[[HttpRequest], HttpResponseBase]
 # Django's ASGIHandler is typed with narrower dict/Mapping parameters than ASGIApp.

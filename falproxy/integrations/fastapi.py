@@ -23,8 +23,8 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from falproxy.app import FalProxy
-from falproxy.types import Receive, Scope, Send
+from falproxy.asgi.app import FalProxy
+from falproxy.core.types import Receive, Scope, Send
 
 logger = logging.getLogger("falproxy")
 

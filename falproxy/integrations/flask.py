@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from falproxy.sync_proxy import SyncFalProxy, environ_client, environ_headers
+from falproxy.wsgi.proxy import SyncFalProxy, environ_client, environ_headers
 
 # Every method reaches the pipeline, which answers a JSON 405 for the ones not proxied;
 # Flask's own automatic OPTIONS and HTML 405 would bypass it.

@@ -1,0 +1,221 @@
+"""Declarative rate limits on the ``limits`` package's async API, in memory or Redis.
+
+The same machinery slowapi uses, through ``limits.aio`` so a Redis round-trip never
+blocks the event loop. A rule is ``"20/minute"`` plus, optionally, an endpoint glob,
+who it counts (``identity``: the caller's identity, else its address; ``address``;
+``global``: everyone together) and a cost per call. Every matching rule must admit a
+call; the first that does not answers 429 with ``Retry-After`` and ``RateLimit-*``.
+
+Text form (``FALPROXY_RATE_LIMIT``): rules separated by ``;``, each
+``LIMIT [GLOB] [per=identity|address|global] [cost=N]``, e.g.
+``"60/minute; 5/minute fal-ai/flux-pro/** cost=2"``.
+
+When the storage fails (Redis down), the call is admitted (``fail_open``) or refused
+with 503; either way the error is counted and logged once per outage, not per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import limits
+import limits.errors
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from falproxy.core.errors import ConfigError, ProxyError
+from falproxy.core.policy import compile_glob
+
+logger = logging.getLogger("falproxy.admission.ratelimit")
+
+Per = Literal["identity", "address", "global"]
+PER_CHOICES: tuple[Per, ...] = ("identity", "address", "global")
+KEY_NAMESPACE = "falproxy"  # first part of every counter key
+# Redis key prefix; slowapi's Limiter uses limits' default "LIMITS", so a shared Redis
+# keeps the app's own counters and the proxy's apart.
+REDIS_KEY_PREFIX = "FALPROXY"
+# A dead Redis must cost a call milliseconds, not the OS's TCP timeout.
+REDIS_SOCKET_TIMEOUT = 0.5
+
+
+class RateLimited(ProxyError):
+    status = 429
+    default_detail = "Rate limit exceeded"
+    outcome = "limited"
+
+
+class LimiterUnavailable(ProxyError):
+    status = 503
+    default_detail = "Rate limiting is unavailable; try again shortly"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One declarative limit: ``RateLimit("20/minute", "fal-ai/flux/**", cost=2)``."""
+
+    limit: str
+    endpoints: str = "**"  # endpoint glob, as in allowed_endpoints
+    per: Per = "identity"
+    cost: int = 1
+
+    def __post_init__(self) -> None:
+        limits.parse(self.limit)  # ValueError for bad syntax
+        compile_glob(self.endpoints)
+        if self.per not in PER_CHOICES:
+            raise ValueError(f"per must be one of {', '.join(PER_CHOICES)}")
+        if isinstance(self.cost, bool) or self.cost < 1:
+            raise ValueError("cost must be a positive integer")
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.endpoints} per={self.per} cost={self.cost}"
+
+
+def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
+    """Rules in the text form above; ValueError names the bad rule."""
+    rules = []
+    for chunk in text.split(";"):
+        words = chunk.split()
+        if not words:
+            continue
+        options: dict[str, str] = {}
+        endpoints = "**"
+        for word in words[1:]:
+            name, sep, value = word.partition("=")
+            if sep:
+                options[name] = value
+            else:
+                endpoints = word
+        try:
+            cost = int(options.pop("cost", "1"))
+            per = options.pop("per", "identity")
+            if options:
+                raise ValueError(f"unknown option {next(iter(options))!r}")
+            rules.append(RateLimit(words[0], endpoints, per, cost))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"bad rate limit {chunk.strip()!r}: {exc}") from None
+    return tuple(rules)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    item: limits.RateLimitItem
+    matches: Callable[[str], object]
+    per: Per
+    cost: int
+    label: str
+
+
+class RateLimiter:
+    """Checks a call against every matching rule; raises 429/503 as configured."""
+
+    def __init__(
+        self,
+        rules: Sequence[RateLimit],
+        *,
+        storage_url: str | None = None,
+        fail_open: bool = True,
+        on_error: Callable[[bool], None] = lambda admitted: None,
+        on_limited: Callable[[str], None] = lambda label: None,
+    ) -> None:
+        self.storage = _storage(storage_url)
+        self.limiter = FixedWindowRateLimiter(self.storage)
+        self.fail_open = fail_open
+        self._on_error = on_error
+        self._on_limited = on_limited
+        self._failing = False
+        self._rules = tuple(
+            _Rule(
+                limits.parse(rule.limit),
+                compile_glob(rule.endpoints).fullmatch,
+                rule.per,
+                rule.cost,
+                str(index),
+            )
+            for index, rule in enumerate(rules)
+        )
+
+    async def aclose(self) -> None:
+        """Close the Redis connection pool (memory storage holds no connection).
+
+        ``limits`` has no public close; its Redis storage keeps the client on a bridge.
+        Closing it on shutdown keeps pooled sockets from outliving the event loop.
+        """
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def check(self, app_id: str | None, identity: str | None, address: str) -> None:
+        """Count one call; raise ``RateLimited`` or ``LimiterUnavailable`` to refuse it."""
+        for rule in self._rules:
+            if rule.matches(app_id or ""):
+                who = _who(rule.per, identity, address)
+                if not await self._hit(rule, who):
+                    self._on_limited(rule.label)
+                    raise RateLimited(headers=await self._headers(rule, who))
+
+    async def _hit(self, rule: _Rule, who: str) -> bool:
+        try:
+            admitted = await self.limiter.hit(
+                rule.item, KEY_NAMESPACE, rule.label, who, cost=rule.cost
+            )
+        except Exception as exc:  # any storage failure: connection, timeout, protocol
+            self._storage_failed(exc)
+            return True
+        if self._failing:
+            self._failing = False
+            logger.warning("rate limit storage is back")
+        return admitted
+
+    def _storage_failed(self, exc: Exception) -> None:
+        self._on_error(self.fail_open)
+        if not self._failing:
+            self._failing = True
+            policy = "admitting calls (fail open)" if self.fail_open else "refusing calls"
+            logger.warning("rate limit storage failed (%s); %s", type(exc).__name__, policy)
+        if not self.fail_open:
+            raise LimiterUnavailable(headers={"retry-after": "1"})
+
+    async def _headers(self, rule: _Rule, who: str) -> dict[str, str]:
+        """Retry-After (RFC 9110, whole seconds) and the IETF draft RateLimit-* fields."""
+        try:
+            stats = await self.limiter.get_window_stats(rule.item, KEY_NAMESPACE, rule.label, who)
+            reset = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:
+            reset = rule.item.get_expiry()
+        return {
+            "retry-after": str(reset),
+            "ratelimit-limit": str(rule.item.amount),
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": str(reset),
+        }
+
+
+def _who(per: Per, identity: str | None, address: str) -> str:
+    if per == "global":
+        return "*"
+    if per == "identity" and identity is not None:
+        return f"id:{identity}"
+    return f"ip:{address}"
+
+
+def _storage(url: str | None) -> Storage:
+    if not url:
+        return MemoryStorage()
+    try:
+        return RedisStorage(
+            url,
+            implementation="redispy",
+            key_prefix=REDIS_KEY_PREFIX,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+        )
+    except limits.errors.ConfigurationError:
+        raise ConfigError(
+            "a Redis URL needs the redis package: pip install 'falproxy[redis]'"
+        ) from None

@@ -1,0 +1,1 @@
+"""The ASGI front end: the ``FalProxy`` app, its HTTP relay and its WebSocket relay."""

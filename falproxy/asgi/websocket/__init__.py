@@ -1,0 +1,1 @@
+"""WebSockets on the ASGI front end: handshake admission, the frame relay, close codes."""

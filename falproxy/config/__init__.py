@@ -1,0 +1,1 @@
+"""Configuration: the frozen ``ProxyConfig`` and the loaders that build it (environment, TOML)."""

@@ -1,0 +1,41 @@
+"""Where a validated target is actually sent: fal itself, or a mapped base URL.
+
+Allow-listing is always decided on the original fal target; mapping happens only here,
+when the outgoing URL is built, so a mapping can never widen the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from falproxy.core.targets import Target
+
+# A WebSocket target follows its HTTP mapping with the matching ws scheme.
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
+
+
+class UpstreamMap:
+    """``fal host -> base URL`` rewrites, e.g. ``fal.run -> http://127.0.0.1:9000/run``."""
+
+    __slots__ = ("_bases",)
+
+    def __init__(self, bases: Mapping[str, str]) -> None:
+        self._bases = {host: base.rstrip("/") for host, base in bases.items()}
+
+    def url_for(self, target: Target) -> str:
+        """The outgoing URL, rebuilt from the target's validated parts."""
+        base = self._bases.get(target.host)
+        if base is None:
+            return target.url
+        if target.scheme == "wss":
+            scheme, rest = base.split("://", 1)
+            base = f"{_WS_SCHEMES[scheme]}://{rest}"
+        query = f"?{target.query}" if target.query else ""
+        return f"{base}{target.path}{query}"
+
+    def __bool__(self) -> bool:
+        return bool(self._bases)
+
+    def describe(self) -> list[str]:
+        """One ``host -> base`` line per mapping, for the start-up announcement."""
+        return [f"{host} -> {base}" for host, base in sorted(self._bases.items())]

@@ -1,0 +1,197 @@
+"""The ``falproxy`` command: ``serve``, ``fake`` and ``check``.
+
+Flags are turned into the same ``FALPROXY_*`` variables that :meth:`ProxyConfig.from_env`
+reads, so flags override the environment and every uvicorn worker sees one configuration.
+Bad configuration exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from falproxy._version import __version__
+from falproxy.asgi.app import FalProxy
+from falproxy.config.file import CONFIG_FILE_ENV, config_from_sources
+from falproxy.config.settings import ProxyConfig, parse_upstreams
+from falproxy.core.errors import ConfigError
+from falproxy.ops.shutdown import exit_zero_on_sigterm
+from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
+
+LOOPBACK = "127.0.0.1"
+NO_KEY_MESSAGE = (
+    "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) to proxy the real "
+    "fal API, or run `falproxy serve --fake` to serve the built-in fake fal"
+)
+
+
+def log_config(level: str) -> dict[str, object]:
+    """uvicorn's loggers and ours, one plain line each, to stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    loggers = {
+        name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+        for name in ("falproxy", "uvicorn", "uvicorn.error")
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": handler},
+        "loggers": loggers,
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="falproxy", description="Server-side proxy for fal.ai")
+    root.add_argument("--version", action="version", version=f"falproxy {__version__}")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--host", default=LOOPBACK, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--route", help="proxy route (default /api/fal/proxy)")
+    serve.add_argument("--config", metavar="FILE", help="TOML settings (environment overrides)")
+    serve.add_argument(
+        "--fake",
+        nargs="?",
+        const="always",
+        choices=["always", "auto"],
+        help="serve the built-in fake fal: always, or 'auto' when no FAL_KEY is set",
+    )
+    serve.add_argument("--fake-speed", type=float, help="fake delays multiplier (default 1)")
+    serve.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST=BASE_URL",
+        help="send a fal host's calls to another base URL (repeatable)",
+    )
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+    fake = commands.add_parser("fake", help="run the fake fal upstream alone")
+    fake.add_argument("--host", default=LOOPBACK)
+    fake.add_argument("--port", type=int, default=9000)
+    fake.add_argument("--speed", type=float, default=1.0, help="delays multiplier")
+    fake.add_argument("--expected-key", help="accept only this key (default: any key)")
+
+    check_command = commands.add_parser("check", help="validate and print the config, key masked")
+    check_command.add_argument("--config", metavar="FILE", help="TOML settings file")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "fake":
+            return run_fake_command(args)
+        return check(args.config)
+    except ConfigError as exc:
+        print(f"falproxy: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    config = apply_serve_flags(args, os.environ)
+    exit_zero_on_sigterm()
+    uvicorn.run(
+        "falproxy.standalone.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=log_config(args.log_level),
+        log_level=args.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
+        proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
+    )
+    return 0
+
+
+def apply_serve_flags(
+    args: argparse.Namespace, env: os._Environ[str] | dict[str, str]
+) -> ProxyConfig:
+    """Write the flags into ``env`` and fail early, in the parent, on bad configuration."""
+    if args.config:
+        env[CONFIG_FILE_ENV] = os.path.abspath(args.config)
+    if args.route:
+        env["FALPROXY_ROUTE"] = args.route
+    if args.upstream:
+        mapping = parse_upstreams("--upstream", args.upstream)
+        env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    config = config_from_sources(env)
+    use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
+    if use_fake:
+        _prepare_fake(args, env)
+    elif config.credential is None:
+        raise ConfigError(NO_KEY_MESSAGE)
+    fake_base = env.get(FAKE_BASE_ENV) if use_fake else None
+    speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
+    build_app(config, fake_base=fake_base, fake_speed=speed)
+    return config
+
+
+def _prepare_fake(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> None:
+    if args.workers != 1:
+        raise ConfigError("--fake keeps its state in one process: use --workers 1")
+    if args.port == 0:
+        args.port = _free_port(args.host)
+    call_host = LOOPBACK if args.host in ("0.0.0.0", "::", "") else args.host
+    if ":" in call_host:
+        call_host = f"[{call_host}]"
+    env[FAKE_BASE_ENV] = f"http://{call_host}:{args.port}"
+    if args.fake_speed is not None:
+        env[FAKE_SPEED_ENV] = str(args.fake_speed)
+    print(
+        "falproxy: FAKE MODE: every fal call is answered by the built-in fake fal, "
+        "not by fal.ai; no key is used",
+        file=sys.stderr,
+    )
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def run_fake_command(args: argparse.Namespace) -> int:
+    from falproxy.fake import run_fake
+
+    run_fake(args.host, args.port, speed=args.speed, expected_key=args.expected_key)
+    return 0
+
+
+def check(config_file: str | None = None) -> int:
+    """Print the effective configuration as JSON, key masked; 1 when no key is set."""
+    env = dict(os.environ)
+    if config_file:
+        env[CONFIG_FILE_ENV] = config_file
+    config = config_from_sources(env)
+    report: dict[str, object] = {"config": config.describe()}
+    if config.credential is None:
+        report["warnings"] = [NO_KEY_MESSAGE]
+    else:
+        report["warnings"] = FalProxy(config).startup_warnings()
+    print(json.dumps(report, indent=2))
+    return 0 if config.credential else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
