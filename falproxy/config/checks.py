@@ -26,7 +26,14 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 def check_hook_settings(config: ProxyConfig) -> None:
     """Validate (and normalise to tuples) the settings added for hooks."""
-    for name in ("auth_tokens", "trusted_proxies", "cors_origins", "rate_limits", *HOOK_KINDS):
+    for name in (
+        "auth_tokens",
+        "trusted_proxies",
+        "cors_origins",
+        "rate_limits",
+        "allowed_hosts",
+        *HOOK_KINDS,
+    ):
         object.__setattr__(config, name, tuple(getattr(config, name)))
     if any(not token or token != token.strip() for token in config.auth_tokens):
         raise ConfigError("auth_tokens: a token is empty or has surrounding whitespace")

@@ -41,6 +41,17 @@ DEFAULT_WS_MAX_QUEUE = 16
 DEFAULT_SHUTDOWN_GRACE = 25.0
 # A client may pause this long between two chunks of its request body (slow-drip defence).
 DEFAULT_BODY_TIMEOUT = 30.0
+# A whole request body must arrive within this, however steadily it drips.
+DEFAULT_BODY_DEADLINE = 300.0
+# A request head (request line and headers) must be complete within this (slowloris).
+DEFAULT_HEADER_TIMEOUT = 10.0
+# How long a key fetched from a JWKS URL is trusted before the set is fetched again.
+DEFAULT_JWKS_CACHE_SECONDS = 300.0
+# Anonymous IPv6 callers share a budget per prefix of this length (a host holds a /64).
+DEFAULT_IPV6_PREFIX = 64
+DEFAULT_HEALTH_PATH = "/healthz"
+DEFAULT_READY_PATH = "/readyz"
+DEFAULT_METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,23 @@ class ProxyConfig:
     resolve_key: tuple[ResolveKey, ...] = ()
     on_event: tuple[OnEvent, ...] = ()
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    body_deadline: float = DEFAULT_BODY_DEADLINE
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    # Operational endpoints, and the bearer token /metrics requires when set.
+    health_path: str = DEFAULT_HEALTH_PATH
+    ready_path: str = DEFAULT_READY_PATH
+    metrics_path: str = DEFAULT_METRICS_PATH
+    metrics_token: str | None = field(default=None, repr=False)
+    jwks_cache_seconds: float = DEFAULT_JWKS_CACHE_SECONDS
+    token_minting: bool = True
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
+    # Per identity across its sockets: frames client->fal ("10/second"), and open sockets.
+    ws_message_rate: str | None = None
+    ws_max_sockets: int | None = None
+    # Host header values served; empty: loopback names when bound to loopback, else any.
+    allowed_hosts: tuple[str, ...] = ()
+    # In-memory rate limits with several workers count per worker; only on explicit request.
+    per_worker_limits: bool = False
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -92,8 +120,14 @@ class ProxyConfig:
             _check_upstream(host, base)
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("max_token_expiration", self.max_token_expiration)
-        for name in ("connect_timeout", "upstream_timeout", "stream_idle_timeout", "body_timeout"):
+        for name in _POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
+        for name in ("health_path", "ready_path", "metrics_path"):
+            _check_path(name, getattr(self, name))
+        if not 1 <= self.ipv6_prefix <= 128 or isinstance(self.ipv6_prefix, bool):
+            raise ConfigError("ipv6_prefix must be a prefix length between 1 and 128")
+        if self.ws_max_sockets is not None:
+            _check_positive("ws_max_sockets", self.ws_max_sockets)
         for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
         _check_positive("shutdown_grace", self.shutdown_grace)
@@ -137,9 +171,6 @@ class ProxyConfig:
             "allowed_endpoints": list(self.allowed_endpoints) or "all (no endpoint allow-list)",
             "upstreams": dict(self.upstreams),
             "max_body_bytes": self.max_body_bytes,
-            "connect_timeout": self.connect_timeout,
-            "upstream_timeout": self.upstream_timeout,
-            "stream_idle_timeout": self.stream_idle_timeout,
             "max_token_expiration": self.max_token_expiration,
             **{name: getattr(self, name) for name in _WS_POSITIVE_SETTINGS},
             "shutdown_grace": self.shutdown_grace,
@@ -157,8 +188,23 @@ class ProxyConfig:
                 kind: len(getattr(self, kind))
                 for kind in ("authenticate", "before_request", "resolve_key", "on_event")
             },
-            "body_timeout": self.body_timeout,
+            **{name: getattr(self, name) for name in _POSITIVE_SETTINGS},
+            "health_path": self.health_path,
+            "ready_path": self.ready_path,
+            "metrics_path": self.metrics_path,
+            "metrics_token": "****" if self.metrics_token else None,
+            "token_minting": self.token_minting,
+            "ipv6_prefix": self.ipv6_prefix,
+            "ws_message_rate": self.ws_message_rate,
+            "ws_max_sockets": self.ws_max_sockets,
+            "allowed_hosts": list(self.allowed_hosts),
+            "per_worker_limits": self.per_worker_limits,
         }
+
+
+def _check_path(name: str, path: str) -> None:
+    if not path.startswith("/") or "?" in path or "#" in path:
+        raise ConfigError(f"{name} must be an absolute path such as /healthz")
 
 
 def _check_policy(config: ProxyConfig) -> None:
@@ -256,7 +302,30 @@ _ENV_SETTINGS = {
     "access_log_format": ("FALPROXY_ACCESS_LOG_FORMAT", _parse_route),
     "metrics": ("FALPROXY_METRICS", parse_bool),
     "body_timeout": ("FALPROXY_BODY_TIMEOUT", _parse_seconds),
+    "body_deadline": ("FALPROXY_BODY_DEADLINE", _parse_seconds),
+    "header_timeout": ("FALPROXY_HEADER_TIMEOUT", _parse_seconds),
+    "health_path": ("FALPROXY_HEALTH_PATH", _parse_route),
+    "ready_path": ("FALPROXY_READY_PATH", _parse_route),
+    "metrics_path": ("FALPROXY_METRICS_PATH", _parse_route),
+    "metrics_token": ("FALPROXY_METRICS_TOKEN", _parse_route),
+    "jwks_cache_seconds": ("FALPROXY_JWKS_CACHE_SECONDS", _parse_seconds),
+    "token_minting": ("FALPROXY_TOKEN_MINTING", parse_bool),
+    "ipv6_prefix": ("FALPROXY_IPV6_PREFIX", _parse_int),
+    "ws_message_rate": ("FALPROXY_WS_MESSAGE_RATE", _parse_route),
+    "ws_max_sockets": ("FALPROXY_WS_MAX_SOCKETS", _parse_int),
+    "allowed_hosts": ("FALPROXY_ALLOWED_HOSTS", parse_list),
+    "per_worker_limits": ("FALPROXY_PER_WORKER_LIMITS", parse_bool),
 }
+# Timeouts and sizes that must be positive.
+_POSITIVE_SETTINGS = (
+    "connect_timeout",
+    "upstream_timeout",
+    "stream_idle_timeout",
+    "body_timeout",
+    "body_deadline",
+    "header_timeout",
+    "jwks_cache_seconds",
+)
 # The WebSocket relay's settings; all must be positive.
 _WS_POSITIVE_SETTINGS = (
     "ws_max_message_bytes",
