@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.conftest import TEST_KEY
-from tests.examples_server import SERVERS, free_port, run_example
+from tests.support.examples_server import SERVERS, free_port, run_example
 
 PATHS = ["standalone", *sorted(SERVERS)]
 HEADERS = {"x-fal-target-url": "https://fal.run/fake/echo?bench=1"}

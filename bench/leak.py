@@ -2,7 +2,7 @@
 
 Runs the fake fal and the proxy in this process (uvicorn threads, as in the tests), then
 aborts SSE streams in rounds, half with a clean close and half with a TCP reset, and
-writes `bench/leak_results.md`. The CI version is `tests/test_leaks.py` (2,000 aborts).
+writes `bench/leak_results.md`. The CI version is `tests/live/test_leaks.py` (2,000 aborts).
 
     python bench/leak.py --aborts 10000 --rounds 4
 """
@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 from falproxy import FalProxy  # noqa: E402
 from falproxy.fake import create_fake_app  # noqa: E402
 from tests.conftest import FAKE_SPEED, TEST_KEY, proxy_config, serve  # noqa: E402
-from tests.leak_check import run_aborts  # noqa: E402
+from tests.support.leak_check import run_aborts  # noqa: E402
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ import uvicorn
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.fake import create_fake_app
-from tests.redis_support import redis_server  # noqa: F401 (a shared fixture)
+from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
 
 TEST_KEY = "test-key-id:test-key-secret"
 TEST_KEY_SECRET = "test-key-secret"

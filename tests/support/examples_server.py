@@ -1,0 +1,131 @@
+"""Run an example app for real: its own server process on a free loopback port.
+
+Each example is started exactly as its docstring says (uvicorn, gunicorn with threaded
+workers, ``flask run``), configured only through the environment, in front of the fake.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams
+
+ROOT = Path(__file__).resolve().parents[2]
+GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
+# Every example, under every server its docs name: {name: argv after "python -m"}.
+SERVERS: dict[str, list[str]] = {
+    "fastapi-uvicorn": ["uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"],
+    "django-uvicorn": [
+        "uvicorn",
+        "examples.django_project.asgi:application",
+        "--host",
+        "127.0.0.1",
+    ],
+    "django-uvicorn-view": [
+        "uvicorn",
+        "examples.django_project.asgi:django_application",
+        "--host",
+        "127.0.0.1",
+    ],
+    "django-gunicorn": ["gunicorn", *GTHREAD, "examples.django_project.wsgi:application"],
+    "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
+    "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
+}
+# Not an example: the standalone server, for comparisons (it serves /healthz, not "/").
+EXTRA_SERVERS = {"standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"]}
+# Apps the examples may call: proves FALPROXY_* settings reach every framework.
+ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def argv(name: str, port: int) -> list[str]:
+    args = [sys.executable, "-m", *(SERVERS | EXTRA_SERVERS)[name]]
+    if args[2] == "gunicorn":
+        return [*args[:3], "--bind", f"127.0.0.1:{port}", *args[3:]]
+    return [*args, "--port", str(port)]
+
+
+def example_env(fake_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
+    env.update(
+        FAL_KEY=TEST_KEY,
+        FALPROXY_UPSTREAMS=",".join(f"{h}={b}" for h, b in fake_upstreams(fake_url).items()),
+        FALPROXY_ALLOWED_ENDPOINTS=ALLOWED_ENDPOINTS,
+        FALPROXY_UPSTREAM_TIMEOUT="10",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@contextmanager
+def run_example(
+    name: str,
+    fake_url: str,
+    *,
+    ready_path: str = "/",
+    output_sink: list[str] | None = None,
+    **extra_env: str,
+) -> Iterator[str]:
+    """Start the example server ``name``; yields its base URL; checks its output for the key.
+
+    The server's whole output is appended to ``output_sink`` once it has stopped.
+    """
+    port = free_port()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            argv(name, port),
+            cwd=ROOT,
+            env=example_env(fake_url, **extra_env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(process, url + ready_path, output)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            output.seek(0)
+            log = output.read().decode("utf-8", errors="replace")
+            if output_sink is not None:
+                output_sink.append(log)
+        assert TEST_KEY_SECRET not in log, f"{name} printed the fal key"
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str, output: object) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output.seek(0)  # type: ignore[attr-defined]
+            raise RuntimeError(f"server exited: {output.read().decode()[-2000:]}")  # type: ignore[attr-defined]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer on {url} within {START_TIMEOUT}s")

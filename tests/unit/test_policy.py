@@ -1,0 +1,268 @@
+"""Specification of falproxy.core.policy: URL globs, endpoint globs and token minting.
+
+The cases live in ``tests/data/policy_cases.json``. Glob cases pin the picomatch-compatible
+semantics the Node proxy's configurations rely on; endpoint cases show that the allow-list holds
+for every kind of call (run, stream, submit, and the GET/PUT queue URLs that name only the app).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget, ProxyError
+from falproxy.core.policy import DEFAULT_ALLOWED_URLS, TOKEN_PATH, Policy, app_id_of, compile_glob
+from falproxy.core.targets import Target, parse_target
+
+CASES: dict[str, Any] = json.loads(
+    (Path(__file__).parent.parent / "data" / "policy_cases.json").read_text("utf-8")
+)
+ENDPOINT_CASES = [
+    (group["allowed_endpoints"], case) for group in CASES["endpoints"] for case in group["cases"]
+]
+STATUS_ERRORS: dict[int, type[ProxyError]] = {
+    400: BadRequest,
+    403: EndpointNotAllowed,
+    412: InvalidTarget,
+}
+
+
+def ids(section: str) -> list[str]:
+    return [case["label"] for case in CASES[section]]
+
+
+def target(url: str) -> Target:
+    return parse_target(url, scheme="wss" if url.startswith("wss:") else "https")
+
+
+# --- globs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES["globs"], ids=ids("globs"))
+def test_globs_follow_the_node_proxy_semantics(case: dict[str, Any]) -> None:
+    assert bool(compile_glob(case["pattern"]).fullmatch(case["subject"])) is case["match"]
+
+
+@pytest.mark.parametrize("case", CASES["invalid_globs"], ids=ids("invalid_globs"))
+def test_unsupported_glob_syntax_fails_at_compile_time(case: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        compile_glob(case["pattern"])
+
+
+def test_a_compiled_glob_is_anchored_at_both_ends() -> None:
+    glob = compile_glob("fal.run/*")
+    assert glob.match("fal.run/a/b") is None
+    assert glob.search("x.fal.run/a") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab/*?\\.", max_size=10), st.text(alphabet="ab/?.", max_size=10))
+def test_any_glob_either_compiles_or_raises_value_error(pattern: str, subject: str) -> None:
+    try:
+        glob = compile_glob(pattern)
+    except ValueError:
+        return
+    glob.fullmatch(subject)
+
+
+# --- URL allow-list ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES["default_urls"], ids=ids("default_urls"))
+def test_the_default_url_allow_list(case: dict[str, Any]) -> None:
+    policy = Policy()
+    if case["allowed"]:
+        policy.check(target(case["url"]))
+    else:
+        with pytest.raises(InvalidTarget) as refused:
+            policy.check(target(case["url"]))
+        assert refused.value.status == 412
+
+
+def test_the_defaults_are_the_documented_tuple() -> None:
+    assert "rest.fal.ai/tokens/" in DEFAULT_ALLOWED_URLS
+    assert TOKEN_PATH == "/tokens/"
+
+
+# --- app ids ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES["app_ids"], ids=ids("app_ids"))
+def test_the_app_a_target_calls(case: dict[str, Any]) -> None:
+    ref = app_id_of(target(case["url"]))
+    if case["app_id"] is None:
+        assert ref is None
+    else:
+        assert ref is not None
+        assert (ref.app_id, ref.request_scoped) == (case["app_id"], case["request_scoped"])
+
+
+# --- endpoint allow-list ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "case"),
+    ENDPOINT_CASES,
+    ids=[f"{eps or 'unrestricted'}: {case['label']}" for eps, case in ENDPOINT_CASES],
+)
+def test_the_endpoint_allow_list_holds_for_every_kind_of_call(
+    endpoints: list[str], case: dict[str, Any]
+) -> None:
+    policy = Policy(allowed_endpoints=endpoints)
+    assert policy.allows_all_endpoints is (not endpoints)
+    if "refused" in case:
+        with pytest.raises(STATUS_ERRORS[case["refused"]]):
+            policy.check(target(case["url"]))
+    else:
+        assert policy.check(target(case["url"])) == case["app_id"]
+
+
+# --- token minting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES["token_requests"], ids=ids("token_requests"))
+def test_which_targets_mint_tokens(case: dict[str, Any]) -> None:
+    assert Policy().is_token_request(target(case["url"])) is case["is_token"]
+
+
+@pytest.mark.parametrize("case", CASES["tokens"], ids=ids("tokens"))
+def test_token_request_bodies(case: dict[str, Any]) -> None:
+    policy = Policy(
+        allowed_endpoints=case["allowed_endpoints"],
+        max_token_expiration=case.get("max_token_expiration", 300),
+    )
+    body = case["body"].encode("utf-8")
+    if case["status"] == 200:
+        assert json.loads(policy.check_token_request(body)) == case["forwarded"]
+    else:
+        with pytest.raises(STATUS_ERRORS[case["status"]]) as refused:
+            policy.check_token_request(body)
+        assert refused.value.status == case["status"]
+
+
+def test_the_forwarded_token_body_is_compact_json() -> None:
+    forwarded = Policy().check_token_request(b'{ "allowed_apps" : [ "flux" ] }')
+    assert forwarded == b'{"allowed_apps":["flux"],"token_expiration":300}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"allowed_apps": ["flux"], "pad": "' + b"a" * 70_000 + b'"}',
+        b"[" * 60_000,
+        b"\xff\xfe\x00",
+        b'{"allowed_apps": ["fl\xffux"]}',
+        b'{"allowed_apps": ["flux"], "token_expiration": 1' + b"0" * 5000 + b"}",
+    ],
+    ids=["over 64 KiB", "deeply nested", "not UTF-8", "invalid UTF-8 in a string", "huge int"],
+)
+def test_hostile_token_bodies_are_bad_requests(body: bytes) -> None:
+    with pytest.raises(BadRequest):
+        Policy().check_token_request(body)
+
+
+def test_token_errors_never_echo_the_body() -> None:
+    with pytest.raises(EndpointNotAllowed) as refused:
+        Policy(allowed_endpoints=["fal-ai/flux/dev"]).check_token_request(
+            b'{"allowed_apps": ["evil-secret-app"]}'
+        )
+    assert "evil-secret-app" not in refused.value.detail
+
+
+# --- request-scoped URLs and token aliases, against brute force --------------------------------
+
+# Small alphabets keep brute force exhaustive: every glob segment below is matched by some string
+# of one or two letters over {a, b}, so trying all of them as id segments decides the question.
+LETTERS = ["a", "b", "aa", "ab", "ba", "bb"]
+GLOB_SEGMENTS = st.sampled_from(["a", "b", "ab", "*", "**", "?", "a*", "*b", "a?", "?b"])
+GLOBS = st.lists(GLOB_SEGMENTS, min_size=1, max_size=4).map("/".join)
+
+
+def completions(depth: int) -> list[str]:
+    """Every "/x/y..." suffix of up to ``depth`` segments from LETTERS, the empty one included."""
+    found, frontier = [""], [""]
+    for _ in range(depth):
+        frontier = [f"{prefix}/{letters}" for prefix in frontier for letters in LETTERS]
+        found += frontier
+    return found
+
+
+SUFFIXES = completions(4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(GLOBS, st.sampled_from(LETTERS), st.sampled_from(LETTERS))
+def test_a_status_url_passes_iff_the_glob_matches_an_id_under_its_app(
+    glob: str, owner: str, alias: str
+) -> None:
+    regex = compile_glob(glob)
+    expected = any(regex.fullmatch(f"{owner}/{alias}{suffix}") for suffix in SUFFIXES)
+    status = target(f"https://queue.fal.run/{owner}/{alias}/requests/R1/status")
+    policy = Policy(allowed_endpoints=[glob])
+    if expected:
+        assert policy.check(status) == f"{owner}/{alias}"
+    else:
+        with pytest.raises(EndpointNotAllowed):
+            policy.check(status)
+
+
+@settings(max_examples=200, deadline=None)
+@given(GLOBS, st.sampled_from(LETTERS))
+def test_a_token_alias_passes_iff_the_glob_matches_an_id_with_that_alias(
+    glob: str, alias: str
+) -> None:
+    regex = compile_glob(glob)
+    ids = (f"{owner}/{alias}{suffix}" for owner in LETTERS for suffix in SUFFIXES)
+    expected = any(regex.fullmatch(app_id) for app_id in ids)
+    body = json.dumps({"allowed_apps": [alias]}).encode()
+    policy = Policy(allowed_endpoints=[glob])
+    if expected:
+        policy.check_token_request(body)
+    else:
+        with pytest.raises(EndpointNotAllowed):
+            policy.check_token_request(body)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"allowed_urls": "fal.run/**"}, TypeError),
+        ({"allowed_endpoints": "fal-ai/flux/dev"}, TypeError),
+        ({"allowed_urls": ["https://fal.run/**"]}, ValueError),
+        ({"allowed_urls": ["fal.run/{a,b}"]}, ValueError),
+        ({"allowed_endpoints": ["/fal-ai/flux/dev"]}, ValueError),
+        ({"allowed_endpoints": ["fal-ai/[a-z]*"]}, ValueError),
+        ({"max_token_expiration": 0}, ValueError),
+        ({"max_token_expiration": -1}, ValueError),
+        ({"max_token_expiration": True}, ValueError),
+        ({"max_token_expiration": 1.5}, ValueError),
+    ],
+    ids=[
+        "URL globs as one string",
+        "endpoint globs as one string",
+        "URL glob with a scheme",
+        "URL glob with braces",
+        "endpoint glob with a leading slash",
+        "endpoint glob with a class",
+        "zero cap",
+        "negative cap",
+        "bool cap",
+        "float cap",
+    ],
+)
+def test_a_bad_policy_fails_at_start_up(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        Policy(**kwargs)
+
+
+def test_an_empty_url_allow_list_allows_nothing() -> None:
+    with pytest.raises(InvalidTarget):
+        Policy(allowed_urls=()).check(target("https://fal.run/fal-ai/flux/dev"))
