@@ -169,6 +169,7 @@ class FalProxy:
             app_id = self.policy.check(target)
             admission = await self.admit(scope, target, app_id)
             caller = admission.identity.id if admission.identity else None
+            result.admitted = admission.reply is None
             if admission.reply is not None:
                 result.status, result.outcome = admission.reply.status, "refused"
                 await send_reply(send, admission.reply)

@@ -110,6 +110,10 @@ class ProxyConfig:
     allowed_hosts: tuple[str, ...] = ()
     # In-memory rate limits with several workers count per worker; only on explicit request.
     per_worker_limits: bool = False
+    # One format for every log line falproxy and uvicorn print: "text" or "json".
+    log_format: str = "text"
+    # A running fake fal (`falproxy fake`) to send every call to, with the fake's key.
+    fake_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
@@ -199,6 +203,8 @@ class ProxyConfig:
             "ws_max_sockets": self.ws_max_sockets,
             "allowed_hosts": list(self.allowed_hosts),
             "per_worker_limits": self.per_worker_limits,
+            "log_format": self.log_format,
+            "fake_url": self.fake_url,
         }
 
 
@@ -315,6 +321,8 @@ _ENV_SETTINGS = {
     "ws_max_sockets": ("FALPROXY_WS_MAX_SOCKETS", _parse_int),
     "allowed_hosts": ("FALPROXY_ALLOWED_HOSTS", parse_list),
     "per_worker_limits": ("FALPROXY_PER_WORKER_LIMITS", parse_bool),
+    "log_format": ("FALPROXY_LOG_FORMAT", _parse_route),
+    "fake_url": ("FALPROXY_FAKE_URL", _parse_route),
 }
 # Timeouts and sizes that must be positive.
 _POSITIVE_SETTINGS = (

@@ -32,6 +32,7 @@ class ProxyEvent:
     frames_up: int = 0  # WebSocket only
     frames_down: int = 0  # WebSocket only
     close_code: int | None = None  # WebSocket only
+    admitted: bool = False  # passed admission (only admitted calls name apps in metrics)
 
 
 def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:

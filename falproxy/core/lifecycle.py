@@ -22,6 +22,7 @@ class RelayResult:
     outcome: str = "ok"  # ok | client_gone | upstream_error | refused
     request_id: str | None = None
     complete: bool = False  # the whole response reached the client
+    admitted: bool = False  # passed admission (identity, hooks, limits, key)
 
 
 def http_event(
@@ -43,4 +44,5 @@ def http_event(
         first_byte_seconds=result.first_byte_seconds,
         request_id=result.request_id,
         identity=caller,
+        admitted=result.admitted,
     )

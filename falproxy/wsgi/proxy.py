@@ -131,6 +131,7 @@ class SyncFalProxy:
             scope = _scope(method, headers, client)
             admission = self._hooks_loop.run(self.gate.admit(scope, target, app_id))
             caller = admission.identity.id if admission.identity else None
+            result.admitted = admission.reply is None
             if admission.reply is not None:
                 result.status, result.outcome = admission.reply.status, "refused"
                 self._finish(

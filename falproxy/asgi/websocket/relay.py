@@ -97,6 +97,7 @@ class WsStats:
     close_code: int | None = None  # the code that ended the socket, as relayed
     outcome: str = "ok"  # ok | refused | upstream_error | client_gone
     last_activity: float = field(default_factory=time.monotonic)
+    admitted: bool = False  # passed admission (identity, hooks, limits, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ async def serve_websocket(
             admission = await admit_websocket(proxy, scope)
             app_id = admission.app_id
             caller = admission.identity.id if admission.identity else None
+            stats.admitted = admission.reply is None
             if admission.reply is not None:
                 status, stats.outcome = admission.reply.status, "refused"
                 await deny_websocket(scope, send, admission.reply)
@@ -87,4 +88,5 @@ def ws_event(
         frames_down=stats.frames_down,
         close_code=stats.close_code,
         identity=caller,
+        admitted=stats.admitted,
     )
