@@ -5,7 +5,7 @@ allow-list and adds the ``FAL_KEY`` that the browser must never hold.
 """
 
 from falproxy._version import __version__
-from falproxy.admission.ratelimit import LimiterUnavailable, RateLimit, RateLimited
+from falproxy.admission.ratelimit import RateLimit
 from falproxy.asgi.app import FalProxy
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import (
@@ -14,10 +14,12 @@ from falproxy.core.errors import (
     EndpointNotAllowed,
     HeadersTooLarge,
     InvalidTarget,
+    LimiterUnavailable,
     MethodNotAllowed,
     MissingTarget,
     PayloadTooLarge,
     ProxyError,
+    RateLimited,
     RequestTimeout,
     Unauthorized,
     UnsupportedMediaType,

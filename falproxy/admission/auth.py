@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 import jwt
 
-from falproxy.core.errors import ProxyError, Unauthorized
+from falproxy.core.errors import IdentityUnavailable, Unauthorized
 from falproxy.core.hooks import Identity, RequestContext
 
 BEARER_PREFIX = "bearer "  # RFC 6750 section 2.1; the scheme is case-insensitive
@@ -28,12 +28,6 @@ JWT_LEEWAY_SECONDS = 30  # clock skew tolerated on exp/nbf/iat
 JWKS_TIMEOUT_SECONDS = 5.0  # an identity provider slower than this is treated as down
 CHALLENGE = {"www-authenticate": "Bearer"}  # RFC 6750 section 3
 
-
-class IdentityUnavailable(ProxyError):
-    """The JWKS could not be fetched: the token may be fine, so this is not a 401."""
-
-    status = 503
-    default_detail = "Sign-in cannot be checked right now; try again shortly"
 
 
 def bearer_token(context: RequestContext) -> str | None:

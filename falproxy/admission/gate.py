@@ -18,7 +18,7 @@ from falproxy.admission.ratelimit import RateLimiter
 from falproxy.config.checks import has_authentication
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.client_address import ClientAddress, parse_networks
-from falproxy.core.errors import ProxyError, Unauthorized
+from falproxy.core.errors import HookFailed, ProxyError, Unauthorized
 from falproxy.core.hooks import (
     Authenticate,
     Identity,
@@ -34,12 +34,6 @@ from falproxy.ops.metrics import ProxyMetrics
 
 logger = logging.getLogger("falproxy.core.hooks")
 
-
-class HookFailed(ProxyError):
-    """A user hook raised something other than ``ProxyError``: refuse, never fail open."""
-
-    status = 500
-    default_detail = "The proxy could not check this call"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ import limits.errors
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from falproxy.core.errors import ConfigError, ProxyError
+from falproxy.core.errors import ConfigError, LimiterUnavailable, RateLimited
 from falproxy.core.policy import compile_glob
 
 logger = logging.getLogger("falproxy.admission.ratelimit")
@@ -42,16 +42,6 @@ REDIS_KEY_PREFIX = "FALPROXY"
 # A dead Redis must cost a call milliseconds, not the OS's TCP timeout.
 REDIS_SOCKET_TIMEOUT = 0.5
 
-
-class RateLimited(ProxyError):
-    status = 429
-    default_detail = "Rate limit exceeded"
-    outcome = "limited"
-
-
-class LimiterUnavailable(ProxyError):
-    status = 503
-    default_detail = "Rate limiting is unavailable; try again shortly"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from yarl import URL
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 from falproxy.core.headers import Headers, client_response_headers
-from falproxy.core.lifecycle import RelayResult
+from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Receive, Send
 from falproxy.ops.gauges import OPEN_UPSTREAM_RESPONSES
 
@@ -126,7 +126,7 @@ class _Watch:
 async def relay_http(
     upstream: UpstreamClient,
     request: UpstreamRequest,
-    result: RelayResult,
+    result: CallRecord,
     *,
     body_done: anyio.Event,
     receive: Receive,
@@ -183,7 +183,7 @@ async def _open(
 
 
 async def _stream_response(
-    response: aiohttp.ClientResponse, send: Send, result: RelayResult, idle_timeout: float
+    response: aiohttp.ClientResponse, send: Send, result: CallRecord, idle_timeout: float
 ) -> None:
     OPEN_UPSTREAM_RESPONSES.inc()
     try:
@@ -196,7 +196,7 @@ async def _stream_response(
                 result.bytes_down += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (aiohttp.ClientError, TimeoutError):
-            result.outcome = "upstream_error"
+            result.upstream_failed()
             logger.warning("upstream broke off a response after %d bytes", result.bytes_down)
             return  # leave the response incomplete: the server aborts the connection
         result.complete = True  # before the last send, which may wake the watcher at once
@@ -223,7 +223,7 @@ async def _next_chunk(response: aiohttp.ClientResponse, idle_timeout: float) -> 
 
 
 async def _watch_disconnect(
-    receive: Receive, body_done: anyio.Event, watch: _Watch, result: RelayResult
+    receive: Receive, body_done: anyio.Event, watch: _Watch, result: CallRecord
 ) -> None:
     """Cancel the relay when the client goes away after sending its body."""
     if not body_done.is_set():
@@ -233,7 +233,7 @@ async def _watch_disconnect(
         if message["type"] == "http.disconnect":
             # servers also report a disconnect after a full response
             if not result.complete and not watch.finished:
-                result.outcome = "client_gone"
+                result.client_gone()
                 watch.cancelled = True
                 watch.task.cancel()
             return

@@ -1,22 +1,25 @@
-"""Request bodies: what a declared body may be, and streaming one from ASGI with a cap.
+"""Request bodies: what a declared body may be, and how a call's body will be sent.
 
-Bodies are never read whole (except the small token-minting one): they are relayed as
-they arrive, and counted so that a body without a ``Content-Length`` still stops at the
-cap. The framing rules are pure so that the WSGI adapters share them.
+Bodies are never read whole (except the small token-minting one): the front ends relay
+them as they arrive, counted so that a body without a ``Content-Length`` still stops at
+the cap, within the per-chunk timeout and the whole-body deadline. The rules here are
+pure; each front end reads its own transport.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
-from falproxy.core.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from falproxy.core.types import Message, Receive
-
-
-class ClientDisconnected(Exception):
-    """The client went away while we were reading or relaying."""
+from falproxy.core.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from falproxy.core.policy import MAX_TOKEN_BODY, Policy
+from falproxy.core.targets import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,40 +72,46 @@ def is_json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def stream_body(
-    receive: Receive, max_bytes: int, read_timeout: float | None = None
-) -> AsyncIterator[bytes]:
-    """Yield the request body as it arrives; 413 past ``max_bytes``.
+class BodyKind(Enum):
+    NONE = "none"  # nothing follows the head
+    STREAM = "stream"  # relayed chunk by chunk as it arrives
+    TOKEN = "token"  # a token-minting body: read whole (small), policed, then sent
 
-    ``read_timeout`` bounds each wait for the next chunk (408 after it): a client dripping
-    a body byte by byte would otherwise hold an upstream connection open indefinitely.
+
+@dataclass(frozen=True, slots=True)
+class BodyPlan:
+    """How the front end must read and send this call's body."""
+
+    kind: BodyKind
+    length: int | None  # the declared length (None: chunked, or a policed token body)
+    max_bytes: int  # the cap while reading
+
+
+def plan_body(
+    method: str, target: Target, headers: Iterable[tuple[bytes, bytes]], policy: Policy,
+    max_bytes: int,
+) -> BodyPlan:
+    """Validate the declared body (400/413/415) and decide how it is read and sent."""
+    declared = declared_body(headers, max_bytes)
+    if policy.is_token_request(target):
+        if method != "POST":
+            raise MethodNotAllowed(headers={"allow": "POST"})
+        return BodyPlan(BodyKind.TOKEN, None, MAX_TOKEN_BODY)
+    if not declared.present:
+        return BodyPlan(BodyKind.NONE, declared.length, 0)
+    return BodyPlan(BodyKind.STREAM, declared.length, max_bytes)
+
+
+class BodyClock:
+    """The two bounds on reading a body: each chunk's wait, and the whole body's deadline.
+
+    ``next_wait()`` is how long the next read may block; zero or less means the deadline
+    has passed and the reader must stop with 408.
     """
-    received = 0
-    while True:
-        message = await _receive_within(receive, read_timeout)
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk: bytes = message.get("body", b"")
-        received += len(chunk)
-        if received > max_bytes:
-            raise PayloadTooLarge()
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
+    def __init__(self, chunk_timeout: float, deadline: float, now: float) -> None:
+        self._chunk_timeout = chunk_timeout
+        self._ends = now + deadline
 
-async def _receive_within(receive: Receive, seconds: float | None) -> Message:
-    if seconds is None:
-        return await receive()
-    try:
-        async with asyncio.timeout(seconds):  # cheaper per chunk than an anyio cancel scope
-            return await receive()
-    except TimeoutError:
-        raise RequestTimeout() from None
-
-
-async def read_body(receive: Receive, max_bytes: int, read_timeout: float | None = None) -> bytes:
-    """The whole body, for the few small bodies the proxy must inspect."""
-    chunks = stream_body(receive, max_bytes, read_timeout)
-    return b"".join([chunk async for chunk in chunks])
+    def next_wait(self, now: float) -> float:
+        return min(self._chunk_timeout, self._ends - now)

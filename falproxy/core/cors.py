@@ -1,20 +1,22 @@
-"""CORS for a sidecar on another origin than the app that calls it.
+"""CORS for a proxy called from another origin than its own: the rules, with no I/O.
 
 Only origins listed in ``cors_origins`` (exact ``scheme://host[:port]``, or ``*``) get
-CORS headers; any other origin gets none and the browser blocks the call. fal's own
-CORS headers are always dropped from relayed responses. A preflight is
-answered by the proxy itself and never reaches fal. The allowed request headers are the
-ones fal's clients send; the exposed response headers let the browser read fal's request
-id and the rate-limit answer.
+CORS headers; any other origin gets none and the browser blocks the call. fal's own CORS
+headers are always dropped from relayed responses (the proxy, not fal, decides which
+origins may read them). A preflight is answered by the proxy itself and never reaches
+fal; every front end asks :meth:`CorsPolicy.preflight` for the answer and writes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 
-from falproxy.core.types import Message, Scope, Send
+from falproxy.core.answers import Answer, RawHeaders
 
-# Request headers fal's clients send through a proxy (fal-protocol.md section 13), plus
+logger = logging.getLogger("falproxy.cors")
+
+# Request headers fal's clients send through a proxy (docs/fal-protocol.md), plus
 # Authorization for the sidecar's own bearer tokens. Any `x-fal-*` header is allowed too.
 ALLOWED_REQUEST_HEADERS = frozenset({"x-fal-target-url", "content-type", "authorization", "accept"})
 FAL_HEADER_PREFIX = "x-fal-"
@@ -26,6 +28,8 @@ EXPOSED_RESPONSE_HEADERS = (
 )
 PREFLIGHT_MAX_AGE = b"600"  # seconds a browser may cache a preflight
 ANY_ORIGIN = "*"
+ORIGINS_VARIABLE = "FALPROXY_CORS_ORIGINS"
+_VARY = (b"vary", b"origin")
 
 
 class CorsPolicy:
@@ -39,84 +43,81 @@ class CorsPolicy:
     def enabled(self) -> bool:
         return bool(self._origins)
 
-    def allowed_origin(self, scope: Scope) -> bytes | None:
+    def is_listed(self, origin: bytes) -> bool:
+        """Whether ``origin`` (an ``Origin`` header value) is one of the configured ones."""
+        return self._any or origin.decode("latin-1").lower() in self._origins
+
+    def allowed_origin(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
         """The request's ``Origin`` if it may call us, else None."""
-        for name, value in scope.get("headers", ()):
-            if name == b"origin":
-                origin = bytes(value)
-                if self._any or origin.decode("latin-1").lower() in self._origins:
-                    return origin
-                return None
-        return None
+        origin = _origin(headers)
+        return origin if origin is not None and self.is_listed(origin) else None
 
-    def is_preflight(self, scope: Scope) -> bool:
-        return scope["method"] == "OPTIONS" and any(
-            name == b"access-control-request-method" for name, _ in scope.get("headers", ())
+    @staticmethod
+    def is_preflight(method: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        return method == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in headers
         )
 
-    async def preflight(self, scope: Scope, send: Send) -> None:
-        """Answer an ``OPTIONS`` preflight: 204 with the grants, or 403 for a stranger."""
-        origin = self.allowed_origin(scope)
-        if origin is None:
-            await _empty(send, 403, [(b"vary", b"origin")])
-            return
-        requested = _requested_headers(scope)
-        granted = ", ".join(h for h in requested if _allowed_header(h)).encode()
-        headers = [
-            (b"access-control-allow-origin", origin),
-            (b"access-control-allow-methods", ALLOWED_METHODS),
-            (b"access-control-allow-headers", granted),
-            (b"access-control-max-age", PREFLIGHT_MAX_AGE),
-            (b"vary", b"origin"),
-        ]
-        await _empty(send, 204, headers)
+    def preflight(self, headers: Sequence[tuple[bytes, bytes]]) -> Answer:
+        """The answer to an ``OPTIONS`` preflight: 204 with the grants, or a JSON refusal.
 
-    def wrap(self, scope: Scope, send: Send) -> Send:
-        """A ``send`` that replaces fal's CORS headers with ours (none for strangers).
-
-        fal answers with its own ``access-control-*`` (``*``); the proxy, not fal,
-        decides which origins may read its responses, and a second Allow-Origin would
-        make a browser reject the response anyway.
+        Both refusals say what to change, since a developer reads them in the browser's
+        network panel: CORS not enabled (405), or this origin not listed (403).
         """
-        if not self._origins:
-            return send  # fal's own CORS headers are already dropped by the relay's rules
-        origin = self.allowed_origin(scope) if self._origins else None
-        extra = (
-            [
+        origin = _origin(headers)
+        shown = origin.decode("latin-1")[:200] if origin is not None else "(none)"
+        if not self.enabled:
+            logger.warning("CORS preflight from %s refused: %s is not set", shown, ORIGINS_VARIABLE)
+            detail = f"CORS is not enabled on this proxy: set {ORIGINS_VARIABLE} to allow an origin"
+            return Answer.json(405, {"detail": detail}, {"allow": "GET, POST, PUT, DELETE"})
+        if origin is None or not self.is_listed(origin):
+            logger.warning("CORS preflight from %s refused: not in %s", shown, ORIGINS_VARIABLE)
+            detail = f"Origin {shown} is not allowed: add it to {ORIGINS_VARIABLE}"
+            return Answer.json(403, {"detail": detail}, {"vary": "origin"})
+        granted = ", ".join(h for h in _requested_headers(headers) if _allowed_header(h)).encode()
+        return Answer.empty(
+            204,
+            (
                 (b"access-control-allow-origin", origin),
-                (b"access-control-expose-headers", EXPOSED_RESPONSE_HEADERS),
-                (b"vary", b"origin"),
-            ]
-            if origin is not None
-            else []
+                (b"access-control-allow-methods", ALLOWED_METHODS),
+                (b"access-control-allow-headers", granted),
+                (b"access-control-max-age", PREFLIGHT_MAX_AGE),
+                _VARY,
+            ),
         )
 
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [h for h in message.get("headers", ()) if not _is_cors_header(h[0])]
-                message = dict(message, headers=[*kept, *extra])
-            await send(message)
+    def response_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
+        """The CORS headers added to any answer to this request (none for strangers)."""
+        if not self._origins:
+            return ()
+        origin = self.allowed_origin(headers)
+        if origin is None:
+            return (_VARY,)
+        return (
+            (b"access-control-allow-origin", origin),
+            (b"access-control-expose-headers", EXPOSED_RESPONSE_HEADERS),
+            _VARY,
+        )
 
-        return send_with_cors
 
-
-def _is_cors_header(name: bytes) -> bool:
+def is_cors_header(name: bytes) -> bool:
     return name.lower().startswith(b"access-control-")
+
+
+def _origin(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"origin":
+            return bytes(value)
+    return None
 
 
 def _allowed_header(name: str) -> bool:
     return name in ALLOWED_REQUEST_HEADERS or name.startswith(FAL_HEADER_PREFIX)
 
 
-def _requested_headers(scope: Scope) -> list[str]:
+def _requested_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
     names: list[str] = []
-    for name, value in scope.get("headers", ()):
+    for name, value in headers:
         if name == b"access-control-request-headers":
             names.extend(h.strip().lower() for h in bytes(value).decode("latin-1").split(","))
     return [name for name in names if name]
-
-
-async def _empty(send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", b"0")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b""})

@@ -1,32 +1,51 @@
-"""The one error type of falproxy, and the one place it becomes a response.
+"""Every error falproxy raises, in one tree, and how a refusal looks on the wire.
 
-Every pipeline step raises a :class:`ProxyError` (or a subclass) when it refuses a call.
-The app turns it into ``{"detail": "..."}`` with the error's status. The detail is written
-by us and is always safe to show a browser: never an exception's text, a header value or
-the key.
+A pipeline step refuses a call by raising a :class:`ProxyError`; each front end turns it
+into ``{"detail": "..."}`` with the error's status through its one response writer. The
+detail is written by us and is always safe to show a browser: never an exception's text,
+a header value or the key. ``outcome`` is what the call's event records.
 
-==========================  ======  ===============================================
-class                       status  when
-==========================  ======  ===============================================
-``MissingTarget``           400     no ``x-fal-target-url``
-``BadRequest``              400     a body the proxy must read is malformed
-``Unauthorized``            401     no acceptable identity
-``EndpointNotAllowed``      403     app or token request outside the policy
-``NotFound``                404     a path the proxy does not serve
-``MethodNotAllowed``        405     a method that is not proxied
-``RequestTimeout``          408     the request body stalled past the body timeout
-``InvalidTarget``           412     malformed target, or not on an allowed URL
-``PayloadTooLarge``         413     request body over the configured cap
-``UnsupportedMediaType``    415     a request body not declared as JSON
-``HeadersTooLarge``         431     too many or too large request headers
-``UpstreamUnavailable``     502     fal unreachable, or it broke the response
-``UpstreamTimeout``         504     fal too slow to connect or answer
-==========================  ======  ===============================================
+::
+
+    Exception
+    ├── ConfigError                       bad setting at start-up (one safe line, no status)
+    ├── ClientDisconnected                the client left mid-call (no response is possible)
+    └── ProxyError                  500   refused  (base: status, detail, headers, outcome)
+        ├── BadRequest              400   refused  malformed body, framing or header bytes
+        │   └── MissingTarget       400   refused  no x-fal-target-url (or fal_target_url)
+        ├── Unauthorized            401   refused  no acceptable identity
+        ├── EndpointNotAllowed      403   refused  app, token request or origin outside the policy
+        ├── NotFound                404   refused  a path the proxy does not serve
+        ├── MethodNotAllowed        405   refused  a method that is not proxied (Allow header)
+        ├── RequestTimeout          408   refused  the request body stalled or ran past its deadline
+        ├── InvalidTarget           412   refused  malformed target, or not on an allowed URL
+        ├── PayloadTooLarge         413   refused  request body over the configured cap
+        ├── UnsupportedMediaType    415   refused  a request body not declared as JSON
+        ├── MisdirectedRequest      421   refused  a Host header this proxy does not serve
+        ├── RateLimited             429   limited  a rate limit (Retry-After, RateLimit-*)
+        ├── HeadersTooLarge         431   refused  too many or too large request headers
+        ├── HookFailed              500   refused  a user hook crashed (never fail open)
+        ├── UpstreamUnavailable     502   upstream_error  fal unreachable, or it broke the response
+        ├── IdentityUnavailable     503   refused  the JWKS could not be fetched
+        ├── LimiterUnavailable      503   refused  rate-limit storage down and failing closed
+        └── UpstreamTimeout         504   upstream_error  fal too slow to connect or answer
 """
 
 from __future__ import annotations
 
 import json
+
+from falproxy.core.outcomes import Outcome
+
+JSON_HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
+
+
+class ConfigError(Exception):
+    """Invalid configuration found at start-up; its message is one safe line."""
+
+
+class ClientDisconnected(Exception):
+    """The client went away while the proxy was reading or relaying."""
 
 
 class ProxyError(Exception):
@@ -34,7 +53,7 @@ class ProxyError(Exception):
 
     status: int = 500
     default_detail: str = "Internal proxy error"
-    outcome: str = "refused"  # the ProxyEvent outcome of a call that ends in this error
+    outcome: Outcome = Outcome.REFUSED
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         self.detail = detail or self.default_detail
@@ -47,25 +66,25 @@ class ProxyError(Exception):
         return json.dumps({"detail": self.detail}).encode()
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
-        """Raw ASGI headers for the error response."""
-        body_length = str(len(self.body())).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", body_length),
-            (b"cache-control", b"no-store"),
-        ]
-        headers.extend((k.lower().encode(), v.encode()) for k, v in self.headers.items())
-        return headers
+        """Raw headers for the error response."""
+        return json_headers(len(self.body()), self.headers)
 
 
-class MissingTarget(ProxyError):
-    status = 400
-    default_detail = "Missing the x-fal-target-url header"
+def json_headers(length: int, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
+    """Headers of a JSON answer written by the proxy itself (never cached)."""
+    headers = [*JSON_HEADERS, (b"content-length", str(length).encode())]
+    if extra:
+        headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in extra.items())
+    return headers
 
 
 class BadRequest(ProxyError):
     status = 400
     default_detail = "Malformed request"
+
+
+class MissingTarget(BadRequest):
+    default_detail = "Missing the x-fal-target-url header"
 
 
 class Unauthorized(ProxyError):
@@ -108,22 +127,48 @@ class UnsupportedMediaType(ProxyError):
     default_detail = "Request bodies must be JSON (Content-Type: application/json)"
 
 
+class MisdirectedRequest(ProxyError):
+    status = 421
+    default_detail = "This proxy does not serve that host name"
+
+
+class RateLimited(ProxyError):
+    status = 429
+    default_detail = "Rate limit exceeded"
+    outcome = Outcome.LIMITED
+
+
 class HeadersTooLarge(ProxyError):
     status = 431
     default_detail = "Request headers too large"
 
 
+class HookFailed(ProxyError):
+    """A user hook raised something other than ``ProxyError``: refuse, never fail open."""
+
+    status = 500
+    default_detail = "The proxy could not check this call"
+
+
 class UpstreamUnavailable(ProxyError):
     status = 502
     default_detail = "The fal API could not be reached"
-    outcome = "upstream_error"
+    outcome = Outcome.UPSTREAM_ERROR
+
+
+class IdentityUnavailable(ProxyError):
+    """The JWKS could not be fetched: the token may be fine, so this is not a 401."""
+
+    status = 503
+    default_detail = "Sign-in cannot be checked right now; try again shortly"
+
+
+class LimiterUnavailable(ProxyError):
+    status = 503
+    default_detail = "Rate limiting is unavailable; try again shortly"
 
 
 class UpstreamTimeout(ProxyError):
     status = 504
     default_detail = "The fal API did not answer in time"
-    outcome = "upstream_error"
-
-
-class ConfigError(Exception):
-    """Invalid configuration found at start-up; its message is one safe line."""
+    outcome = Outcome.UPSTREAM_ERROR

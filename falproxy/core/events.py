@@ -11,6 +11,8 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 
+from falproxy.core.outcomes import Outcome
+
 access_logger = logging.getLogger("falproxy.access")
 
 
@@ -22,7 +24,7 @@ class ProxyEvent:
     method: str  # HTTP method, or "WEBSOCKET"
     app_id: str | None  # the fal app, when the target named one
     status: int  # HTTP status sent to the client (101 for a relayed socket), 0 if none
-    outcome: str  # ok | refused | limited | upstream_error | client_gone
+    outcome: Outcome  # how the call ended (one enum, core/outcomes.py)
     bytes_up: int = 0  # request body (or frames) sent to fal
     bytes_down: int = 0  # response body (or frames) sent to the client
     duration_seconds: float = 0.0

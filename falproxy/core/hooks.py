@@ -20,17 +20,17 @@ handshakes (``method`` is ``"WEBSOCKET"`` for the latter), so one hook covers bo
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from falproxy.core.answers import Answer
 from falproxy.core.events import ProxyEvent
 from falproxy.core.keys import FalCredential
 from falproxy.core.targets import Target
-from falproxy.core.types import Scope, Send
+from falproxy.core.types import Scope
 
 logger = logging.getLogger("falproxy.core.hooks")
 
@@ -74,26 +74,10 @@ class Reply:
     body: object = None  # JSON-serialisable; None means {"detail": <status phrase>}
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
-    def encoded(self) -> bytes:
+    def answer(self) -> Answer:
+        """The reply as the proxy's own JSON answer (headers as the hook gave them)."""
         payload = self.body if self.body is not None else {"detail": f"refused ({self.status})"}
-        return json.dumps(payload).encode()
-
-    def raw_headers(self, body: bytes) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        headers.extend((k.lower().encode(), v.encode()) for k, v in self.headers.items())
-        return headers
-
-
-async def send_reply(send: Send, reply: Reply) -> None:
-    """Send a ``before_request`` hook's answer instead of calling fal."""
-    body = reply.encoded()
-    start = {"type": "http.response.start", "status": reply.status}
-    await send({**start, "headers": reply.raw_headers(body)})
-    await send({"type": "http.response.body", "body": body})
+        return Answer.json(self.status, payload, dict(self.headers))
 
 
 Authenticate = Callable[[RequestContext], Awaitable[Identity | None]]

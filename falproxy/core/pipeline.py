@@ -1,28 +1,67 @@
-"""The pure first steps of every proxied call: method, route, request head and target.
+"""The pure first steps of every proxied call: method, head, host, target and policy.
 
-No I/O: each takes values from the request and returns a value or raises ``ProxyError``.
-The ASGI app, the WebSocket handshake and the WSGI adapter all call these, so a rule
-added here reaches every front end.
+No I/O: :class:`Rules` takes an :class:`Incoming` (what any front end can say about a
+request) and returns the validated target and its app, or raises ``ProxyError``. The ASGI
+app, the WebSocket handshake and the WSGI adapter all go through it (via
+:mod:`falproxy.admission.pipeline`), so a rule added here reaches every front end.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from falproxy.core.errors import InvalidTarget, MethodNotAllowed, MissingTarget
+from falproxy.core.head import check_request_head
 from falproxy.core.headers import TARGET_HEADER
+from falproxy.core.hosts import HostRule
+from falproxy.core.lifecycle import WEBSOCKET
+from falproxy.core.policy import Policy
+from falproxy.core.sockets import read_socket_target
 from falproxy.core.targets import Target, parse_target_header
 from falproxy.core.types import Scope
 
-# The methods fal's clients use (fal-protocol.md section 13); DELETE is harmless.
+# The methods fal's clients use (docs/fal-protocol.md); DELETE is harmless.
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
-_ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
+ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 # Parsed targets are immutable, and a browser polls the same status URL every second:
 # reuse the parse for short headers. Bounded in entries and key size (< 1 MiB of keys).
 TARGET_CACHE_SIZE = 1024
 TARGET_CACHE_MAX_KEY = 1024
 _parse_target_cached = functools.lru_cache(maxsize=TARGET_CACHE_SIZE)(parse_target_header)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One request as every front end can describe it."""
+
+    kind: str  # lifecycle.HTTP or lifecycle.WEBSOCKET
+    method: str  # the HTTP method; "WEBSOCKET" for a handshake
+    headers: Sequence[tuple[bytes, bytes]]  # raw, lower-case names
+    scope: Scope  # the ASGI scope, or the ASGI-shaped view of a WSGI request (hooks read it)
+    query: bytes = b""  # the raw query string (WebSocket targets may travel in it)
+
+
+class Rules:
+    """The pure checks of one proxy, built once from its settings."""
+
+    def __init__(self, policy: Policy, hosts: HostRule) -> None:
+        self.policy = policy
+        self.hosts = hosts
+
+    def check(self, incoming: Incoming) -> tuple[Target, str | None]:
+        """Method, head limits, host, target and policy, in that order: (target, app id)."""
+        if incoming.kind == WEBSOCKET:
+            check_request_head(incoming.headers)
+            self.hosts.check(incoming.headers)
+            target = read_socket_target(incoming.headers, incoming.query)
+        else:
+            check_method(incoming.method)
+            check_request_head(incoming.headers)
+            self.hosts.check(incoming.headers)
+            target = target_from_headers(incoming.headers)
+        return target, self.policy.check(target)
 
 
 def route_path(scope: Scope) -> str:
@@ -36,11 +75,11 @@ def route_path(scope: Scope) -> str:
 
 def check_method(method: str) -> None:
     if method not in PROXIED_METHODS:
-        raise MethodNotAllowed(headers=_ALLOW_HEADER)
+        raise MethodNotAllowed(headers=ALLOW_HEADER)
 
 
 def target_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Target:
-    """The single ``x-fal-target-url`` among raw headers, parsed strictly (ASGI and WSGI)."""
+    """The single ``x-fal-target-url`` among raw headers, parsed strictly."""
     values = [value for name, value in headers if name == TARGET_HEADER]
     if not values:
         raise MissingTarget()

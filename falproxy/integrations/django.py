@@ -8,9 +8,13 @@ upstream call, and the dispatcher gives the proxy the lifespan Django does not h
     # asgi.py
     application = fal_proxy_asgi(get_asgi_application(), FalProxy(ProxyConfig.from_env()))
 
-:func:`fal_proxy_path` is the one line for ``urls.py``: a view on the sync pipeline whose
-streamed body closes the upstream response when the server closes it (the response
-ended, or a write to the gone client failed). Made for WSGI (gunicorn, mod_wsgi); under
+The dispatcher also sends the operational endpoints (``/healthz``, ``/readyz``,
+``/metrics``) to the proxy.
+
+:func:`fal_proxy_urls` is the one line for ``urls.py`` (``urlpatterns = [*fal_proxy_urls(),
+...]``): the proxy route, a view on the sync pipeline whose streamed body closes the
+upstream response when the server closes it (the response ended, or a write to the gone
+client failed), and the operational endpoints. Made for WSGI (gunicorn, mod_wsgi); under
 ASGI it streams too (an async iterator), but Django has read the whole request body first.
 """
 
@@ -26,8 +30,11 @@ from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 
 from falproxy.asgi.app import FalProxy
+from falproxy.core.pipeline import route_path
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.wsgi.proxy import Readable, SyncFalProxy, environ_client, environ_headers
+from falproxy.wsgi.body import Readable
+from falproxy.wsgi.environ import environ_client, environ_headers, environ_socket
+from falproxy.wsgi.proxy import SyncFalProxy, SyncReply
 
 View = Callable[[HttpRequest], HttpResponseBase]
 # Django's ASGIHandler is typed with narrower dict/Mapping parameters than ASGIApp.
@@ -49,6 +56,8 @@ class ProxyDispatcher:
 
     def _for_proxy(self, scope: Scope) -> bool:
         if scope["type"] == "lifespan":  # Django's ASGIHandler refuses lifespan scopes
+            return True
+        if scope["type"] == "http" and self.proxy.ops.match(route_path(scope)) is not None:
             return True
         return scope["type"] in ("http", "websocket") and self.proxy.serves_path(scope)
 
@@ -72,24 +81,55 @@ def fal_proxy_view(proxy: SyncFalProxy) -> View:
             environ_headers(request.META),
             _input(request),
             client=environ_client(request.META),
+            sock=environ_socket(request.META),
         )
         # The proxy relays fal's bytes as fal encoded them; GZipMiddleware re-compressing
         # them would hold every server-sent event back in its compressor's buffer.
         request.META.pop("HTTP_ACCEPT_ENCODING", None)
-        body = _async_chunks(reply.body) if isinstance(request, ASGIRequest) else reply.body
-        response = StreamingHttpResponse(body, status=reply.status)
-        del response["Content-Type"]  # Django's text/html default; fal's own is copied below
-        for name, value in reply.headers:
-            response[name] = value
-        return response
+        return _response(request, reply)
 
     return fal_proxy
 
 
+def fal_ops_view(proxy: SyncFalProxy) -> View:
+    """A Django view answering the proxy's operational endpoints (``/healthz``, ...)."""
+
+    def fal_ops(request: HttpRequest) -> HttpResponseBase:
+        headers = environ_headers(request.META)
+        reply = proxy.serve_ops("/" + request.path_info.lstrip("/"), request.method or "", headers)
+        assert reply is not None  # routed here only for the endpoints' own paths
+        return _response(request, reply)
+
+    return fal_ops
+
+
+def fal_proxy_urls(proxy: SyncFalProxy | None = None) -> list[URLPattern]:
+    """The ``urls.py`` entries: the proxy route and the operational endpoints.
+
+    ``urlpatterns = [*fal_proxy_urls(), ...]``; the proxy comes from the environment when
+    omitted.
+    """
+    proxy = proxy if proxy is not None else SyncFalProxy()
+    ops = fal_ops_view(proxy)
+    patterns = [path(proxy.config.route.lstrip("/"), fal_proxy_view(proxy), name="fal-proxy")]
+    patterns += [path(route.lstrip("/"), ops) for route in proxy.ops.paths]
+    return patterns
+
+
 def fal_proxy_path(proxy: SyncFalProxy | None = None) -> URLPattern:
-    """The ``urls.py`` entry for the proxy route: ``urlpatterns = [fal_proxy_path(), ...]``."""
+    """The ``urls.py`` entry for the proxy route alone (see :func:`fal_proxy_urls`)."""
     proxy = proxy if proxy is not None else SyncFalProxy()
     return path(proxy.config.route.lstrip("/"), fal_proxy_view(proxy), name="fal-proxy")
+
+
+def _response(request: HttpRequest, reply: SyncReply) -> HttpResponseBase:
+    """The reply as a streaming Django response that adds no headers of its own."""
+    body = _async_chunks(reply.body) if isinstance(request, ASGIRequest) else reply.body
+    response = StreamingHttpResponse(body, status=reply.status)
+    del response["Content-Type"]  # Django's text/html default; the reply's own is copied below
+    for name, value in reply.headers:
+        response[name] = value
+    return response
 
 
 async def _async_chunks(body: Iterable[bytes]) -> AsyncIterator[bytes]:

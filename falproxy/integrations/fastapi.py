@@ -2,13 +2,16 @@
 
 A mounted app's lifespan never runs (Starlette sends lifespan only to the top-level app),
 so the proxy's pooled upstream client would open lazily on first use and never close.
-:func:`mount` adds the proxy's routes and wraps the parent's lifespan; :func:`proxy_lifespan`
-does the latter alone for ``FastAPI(lifespan=...)``. Plain ``app.mount(route, proxy)`` also
+:func:`mount` adds the proxy's routes and its operational endpoints (``/healthz``,
+``/readyz``, ``/metrics``) and wraps the parent's lifespan; :func:`proxy_lifespan` does
+the latter alone for ``FastAPI(lifespan=...)``. Plain ``app.mount(route, proxy)`` also
 works, but Starlette answers the bare route (no trailing slash) with a 307 redirect to
 ``route/``, one extra round trip per call: :func:`mount` registers the exact route instead.
 
 :func:`fal_proxy_router` serves the proxy from an ``APIRouter`` route, so the app's own
-dependencies (auth, rate limits) run first and can refuse the call before it reaches fal.
+dependencies (auth, rate limits) run first and can refuse the call before it reaches fal;
+:func:`fal_ops_router` serves the operational endpoints next to it, outside those
+dependencies (a load balancer's probe carries no user credentials).
 """
 
 from __future__ import annotations
@@ -55,14 +58,17 @@ def proxy_lifespan(proxy: FalProxy, inner: Lifespan | None = None) -> Lifespan:
 def mount(app: Starlette, proxy: FalProxy | None = None) -> FalProxy:
     """Serve ``proxy`` at its configured route (exact, and with a trailing slash) in ``app``.
 
-    The routes go first, so a catch-all mount (an SPA at "/") cannot shadow them; the app's
-    lifespan is wrapped so the upstream client closes at shutdown. Returns the proxy.
+    The operational endpoints are mounted too (paths from ``health_path``, ``ready_path``
+    and ``metrics_path``). The routes go first, so a catch-all mount (an SPA at "/")
+    cannot shadow them; the app's lifespan is wrapped so the upstream client closes at
+    shutdown. Returns the proxy.
     """
     proxy = proxy if proxy is not None else FalProxy()
     route = proxy.config.route
     paths = dict.fromkeys([route, route.rstrip("/") + "/"])
     routes: list[BaseRoute] = [Route(path, proxy, methods=None) for path in paths]
     routes += [WebSocketRoute(path, proxy) for path in paths]
+    routes += [Route(path, proxy, methods=["GET", "HEAD"]) for path in proxy.ops.paths]
     app.router.routes[0:0] = routes
     app.router.lifespan_context = proxy_lifespan(proxy, app.router.lifespan_context)
     return proxy
@@ -97,4 +103,31 @@ def fal_proxy_router(
     router.add_api_route(
         proxy.config.route, fal_proxy, methods=ROUTED_METHODS, include_in_schema=False
     )
+    return router
+
+
+class _OpsCall(Response):
+    """Hands an operational endpoint's request to the proxy, which answers it."""
+
+    def __init__(self, proxy: FalProxy) -> None:
+        super().__init__()
+        self._proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy.serve_ops(scope, send)
+
+
+def fal_ops_router(proxy: FalProxy) -> APIRouter:
+    """An ``APIRouter`` with the proxy's ``/healthz``, ``/readyz`` and ``/metrics``.
+
+    Include it next to :func:`fal_proxy_router` (without that router's dependencies):
+    ``app.include_router(fal_ops_router(proxy))``.
+    """
+    router = APIRouter()
+
+    async def fal_ops(request: Request) -> Response:
+        return _OpsCall(proxy)
+
+    for path in proxy.ops.paths:
+        router.add_api_route(path, fal_ops, methods=["GET", "HEAD"], include_in_schema=False)
     return router

@@ -7,14 +7,15 @@ the upstream call that the client left. Here the response body is a WSGI iterabl
 fails) closes the upstream response.
 
     from falproxy.integrations.flask import register_fal_proxy
-    register_fal_proxy(app)   # serves FALPROXY_ROUTE, default /api/fal/proxy
+    register_fal_proxy(app)   # FALPROXY_ROUTE (default /api/fal/proxy), /healthz, /readyz, /metrics
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from falproxy.wsgi.proxy import SyncFalProxy, environ_client, environ_headers
+from falproxy.wsgi.environ import environ_client, environ_headers, environ_socket
+from falproxy.wsgi.proxy import SyncFalProxy, SyncReply
 
 # Every method reaches the pipeline, which answers a JSON 405 for the ones not proxied;
 # Flask's own automatic OPTIONS and HTML 405 would bypass it.
@@ -28,7 +29,10 @@ class RelayedResponse(Response):
 
 
 def fal_proxy_blueprint(proxy: SyncFalProxy | None = None, *, name: str = "falproxy") -> Blueprint:
-    """A Blueprint serving ``proxy.config.route``; the proxy comes from the env if omitted."""
+    """A Blueprint serving ``proxy.config.route`` and the operational endpoints.
+
+    The proxy comes from the environment if omitted.
+    """
     proxy = proxy if proxy is not None else SyncFalProxy()
     blueprint = Blueprint(name, __name__)
 
@@ -38,10 +42,15 @@ def fal_proxy_blueprint(proxy: SyncFalProxy | None = None, *, name: str = "falpr
             environ_headers(request.environ),
             request.stream,
             client=environ_client(request.environ),
+            sock=environ_socket(request.environ),
         )
-        return RelayedResponse(
-            reply.body, status=reply.status, headers=reply.headers, direct_passthrough=True
-        )
+        return _response(reply)
+
+    def fal_ops() -> Response:
+        headers = environ_headers(request.environ)
+        reply = proxy.serve_ops(request.path, request.method, headers)
+        assert reply is not None  # routed here only for the endpoints' own paths
+        return _response(reply)
 
     blueprint.add_url_rule(
         proxy.config.route,
@@ -49,7 +58,15 @@ def fal_proxy_blueprint(proxy: SyncFalProxy | None = None, *, name: str = "falpr
         methods=ROUTED_METHODS,
         provide_automatic_options=False,
     )
+    for path in proxy.ops.paths:
+        blueprint.add_url_rule(path, endpoint=f"ops{path}", view_func=fal_ops, methods=["GET"])
     return blueprint
+
+
+def _response(reply: SyncReply) -> Response:
+    return RelayedResponse(
+        reply.body, status=reply.status, headers=reply.headers, direct_passthrough=True
+    )
 
 
 def register_fal_proxy(app: Flask, proxy: SyncFalProxy | None = None) -> SyncFalProxy:

@@ -1,39 +1,41 @@
-"""``SyncFalProxy``: the proxy pipeline for WSGI frameworks (Flask, Django under WSGI).
+"""``SyncFalProxy``: the WSGI front end (Flask, Django under WSGI). It does only WSGI I/O.
 
-The same steps as ``FalProxy._proxy`` in the same order, with the same pure rules
-(target parser, policy, header rules, body framing, errors, events); only the I/O is
-blocking. A framework adapter turns its request into ``(method, headers, input)`` and the
-returned :class:`SyncReply` into its streaming response, and must close ``reply.body``
-when the response ends or the client leaves (WSGI servers do, through the iterable).
+A call is admitted by the very :class:`~falproxy.admission.pipeline.Pipeline` of the ASGI
+app (method, head, host, target, policy, identity, hooks, limits, key, body plan), run on
+one private event-loop thread (:mod:`falproxy.wsgi.bridge`) because hooks and the limiter
+are async. Then the body is read with the same caps and timeouts and sent upstream by the
+sync relay; answers the proxy writes itself (refusals, hook replies, CORS preflights, the
+operational endpoints) are :class:`~falproxy.core.answers.Answer` values, turned into a
+:class:`SyncReply` in one place. Every call ends in one event via the shared ``CallLog``.
 
-The admission step (identity, before_request hooks, rate limits, per-user keys) is the
-very ``Gate`` of the ASGI app: its coroutines run on one private event-loop thread
-(:mod:`falproxy.wsgi.bridge`), as do the ``on_event`` hooks when a call ends.
+A framework adapter turns its request into ``(method, headers, input)`` plus the environ's
+socket and address, and the returned :class:`SyncReply` into its streaming response; it
+must close ``reply.body`` when the response ends or the client leaves (WSGI servers do,
+through the iterable).
 """
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
-from falproxy.admission.gate import Gate
+from falproxy.admission.pipeline import Admitted, Pipeline
 from falproxy.config.settings import ProxyConfig
-from falproxy.core.body import declared_body
-from falproxy.core.errors import MethodNotAllowed, PayloadTooLarge, ProxyError
-from falproxy.core.events import ProxyEvent, log_event
-from falproxy.core.head import check_request_head
+from falproxy.core.answers import Answer
+from falproxy.core.body import BodyClock, BodyKind
+from falproxy.core.errors import ProxyError
 from falproxy.core.headers import Headers, upstream_request_headers
-from falproxy.core.hooks import emit
-from falproxy.core.lifecycle import RelayResult, http_event
-from falproxy.core.pipeline import check_method, target_from_headers
-from falproxy.core.policy import MAX_TOKEN_BODY
-from falproxy.core.targets import Target
-from falproxy.core.types import Scope
-from falproxy.core.upstreams import UpstreamMap
+from falproxy.core.lifecycle import HTTP, CallRecord, Phase
+from falproxy.core.pipeline import Incoming
+from falproxy.ops.calls import CallLog
+from falproxy.ops.endpoints import OpsEndpoints
 from falproxy.ops.metrics import ProxyMetrics
+from falproxy.ops.readiness import Readiness, ReadinessCheck
+from falproxy.wsgi.body import Readable, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
+from falproxy.wsgi.environ import environ_scope
 from falproxy.wsgi.relay import (
     RelayedBody,
     SyncBody,
@@ -42,14 +44,7 @@ from falproxy.wsgi.relay import (
     response_head,
 )
 
-# How much of the request body is read from the WSGI input at a time.
-READ_CHUNK = 64 * 1024
-# WSGI environ keys that are request headers without the HTTP_ prefix (PEP 3333).
-_UNPREFIXED_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
-
-
-class Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
+__all__ = ["Readable", "SyncFalProxy", "SyncReply"]
 
 
 @dataclass(slots=True)
@@ -60,32 +55,10 @@ class SyncReply:
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
 
-
-def environ_headers(environ: Mapping[str, object]) -> Headers:
-    """Raw lower-case header pairs from a WSGI environ (or Django's ``request.META``)."""
-    headers: Headers = []
-    for key, value in environ.items():
-        if not isinstance(value, str):
-            continue
-        if key.startswith("HTTP_"):
-            name = key[5:].lower().replace("_", "-").encode("latin-1")
-        elif key in _UNPREFIXED_HEADERS:
-            name = _UNPREFIXED_HEADERS[key]
-            if not value:  # WSGI servers may set CONTENT_LENGTH="" for no body
-                continue
-        else:
-            continue
-        headers.append((name, value.encode("latin-1")))
-    return headers
-
-
-def environ_client(environ: Mapping[str, object]) -> tuple[str, int] | None:
-    """The peer address of a WSGI request (``REMOTE_ADDR``, ``REMOTE_PORT``)."""
-    address = environ.get("REMOTE_ADDR")
-    if not isinstance(address, str) or not address:
-        return None
-    port = environ.get("REMOTE_PORT")
-    return address, int(port) if isinstance(port, str) and port.isdigit() else 0
+    @classmethod
+    def of(cls, answer: Answer) -> SyncReply:
+        """The one way an answer of the proxy's own becomes a WSGI response."""
+        return cls(answer.status, _text_headers(answer.headers), [answer.body])
 
 
 class SyncFalProxy:
@@ -94,18 +67,30 @@ class SyncFalProxy:
     def __init__(self, config: ProxyConfig | None = None) -> None:
         self.config = config if config is not None else ProxyConfig.from_env()
         self.config.require_credential()
-        self.policy = self.config.policy()
-        self.upstreams = UpstreamMap(self.config.upstreams)
-        self.upstream = SyncUpstreamClient(self.config)
         self.metrics = ProxyMetrics()
-        self.gate = Gate(self.config, self.metrics)
-        self._hooks_loop = LoopThread()
+        self.readiness = Readiness()
+        self.pipeline = Pipeline(self.config, self.metrics)
+        self.calls = CallLog(self.config, self.metrics)
+        self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
+        self.upstream = SyncUpstreamClient(self.config)
+        self._loop = LoopThread()
 
     def close(self) -> None:
         """Close pooled upstream connections and the hooks' event loop."""
         self.upstream.close()
-        self._hooks_loop.run(self.gate.aclose())
-        self._hooks_loop.close()
+        self._loop.run(self.pipeline.aclose())
+        self._loop.close()
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        """``/readyz`` answers 503 while ``check`` returns false."""
+        self.readiness.add_check(name, check)
+
+    def serve_ops(self, path: str, method: str, headers: Headers) -> SyncReply | None:
+        """The answer of the operational endpoint at ``path``, or None if there is none."""
+        endpoint = self.ops.match(path)
+        if endpoint is None:
+            return None
+        return SyncReply.of(self._loop.run(self.ops.answer(endpoint, method, headers)))
 
     def call(
         self,
@@ -114,100 +99,68 @@ class SyncFalProxy:
         body: Readable,
         *,
         client: tuple[str, int] | None = None,
+        sock: socket.socket | None = None,
     ) -> SyncReply:
-        """Run one proxied call up to fal's response headers; the body streams lazily.
+        """Serve one call (or CORS preflight) up to fal's response headers; the body streams.
 
-        ``client`` is the peer address (``REMOTE_ADDR``), for address-keyed rate limits.
+        ``client`` is the peer address (``REMOTE_ADDR``), for address-keyed rate limits;
+        ``sock`` the client's socket, which bounds body reads by the body timeouts.
         """
-        started = time.perf_counter()
-        result = RelayResult()
-        app_id: str | None = None
-        caller: str | None = None
-        try:
-            check_method(method)
-            check_request_head(headers)
-            target = target_from_headers(headers)
-            app_id = self.policy.check(target)
-            scope = _scope(method, headers, client)
-            admission = self._hooks_loop.run(self.gate.admit(scope, target, app_id))
-            caller = admission.identity.id if admission.identity else None
-            result.admitted = admission.reply is None
-            if admission.reply is not None:
-                result.status, result.outcome = admission.reply.status, "refused"
-                self._finish(
-                    http_event(method, app_id, result, time.perf_counter() - started, caller)
-                )
-                encoded = admission.reply.encoded()
-                raw = admission.reply.raw_headers(encoded)
-                return SyncReply(admission.reply.status, _text_headers(raw), iter([encoded]))
-            content, length = self._body(method, target, headers, body, result)
-            authorization = admission.authorization
-            upstream_headers = upstream_request_headers(headers, authorization, length)
-            url = self.upstreams.url_for(target)
-            response = open_upstream(self.upstream, method, url, upstream_headers, content)
-            result.first_byte_seconds = time.perf_counter() - started
-            head = response_head(response, result)
-        except ProxyError as exc:
-            result.status, result.outcome = exc.status, exc.outcome
-            caller = caller or exc.caller
-            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
-            return SyncReply(exc.status, _text_headers(exc.response_headers()), iter([exc.body()]))
+        cors = self.pipeline.cors
+        if cors.is_preflight(method, headers):
+            return SyncReply.of(cors.preflight(headers))
+        reply = self._call(method, headers, body, client, sock)
+        reply.headers.extend(_text_headers(cors.response_headers(headers)))
+        return reply
 
-        def finished() -> None:
-            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
-
-        relayed = RelayedBody(response, result, finished)
-        return SyncReply(result.status, _text_headers(head), relayed)
-
-    def _finish(self, event: ProxyEvent) -> None:
-        """One event per call: access log, metrics, on_event hooks (on the hooks' loop)."""
-        log_event(event, json_format=self.config.access_log_format == "json")
-        self.metrics.observe(event)
-        if self.config.on_event:
-            self._hooks_loop.run(emit(self.config.on_event, event))
-
-    def _body(
+    def _call(
         self,
         method: str,
-        target: Target,
         headers: Headers,
         body: Readable,
-        result: RelayResult,
+        client: tuple[str, int] | None,
+        sock: socket.socket | None,
+    ) -> SyncReply:
+        record = self.calls.open(HTTP, method)
+        try:
+            incoming = Incoming(HTTP, method, headers, environ_scope(method, headers, client))
+            admitted = self._loop.run(self.pipeline.admit(incoming, record))
+            if isinstance(admitted, Answer):
+                record.answer(admitted)
+                self._close(record)
+                return SyncReply.of(admitted)
+            content, length = self._body(admitted, body, record, sock)
+            upstream_headers = upstream_request_headers(headers, admitted.authorization, length)
+            record.move(Phase.RELAYING)
+            started = time.perf_counter()
+            response = open_upstream(self.upstream, method, admitted.url, upstream_headers, content)
+            record.first_byte_seconds = time.perf_counter() - started
+            head = response_head(response, record)
+        except ProxyError as exc:
+            record.refuse(exc)
+            self._close(record)
+            return SyncReply.of(Answer.of_error(exc))
+        relayed = RelayedBody(response, record, lambda: self._close(record))
+        return SyncReply(record.status, _text_headers(head), relayed)
+
+    def _close(self, record: CallRecord) -> None:
+        self.calls.close_sync(record, self._loop.run)
+
+    def _body(
+        self, admitted: Admitted, body: Readable, record: CallRecord, sock: socket.socket | None
     ) -> tuple[SyncBody, int | None]:
         """The body to send and its length (``None``: sent chunked)."""
-        declared = declared_body(headers, self.config.max_body_bytes)
-        if self.policy.is_token_request(target):
-            if method != "POST":
-                raise MethodNotAllowed(headers={"allow": "POST"})
-            raw = b"".join(_read(body, MAX_TOKEN_BODY, result))
-            policed = self.policy.check_token_request(raw)
+        plan = admitted.body
+        assert plan is not None  # HTTP calls always have a plan
+        clock = BodyClock(self.config.body_timeout, self.config.body_deadline, time.monotonic())
+        if plan.kind is BodyKind.TOKEN:
+            raw = read_all(body, plan.max_bytes, record, clock, sock)
+            policed = self.pipeline.policy.check_token_request(raw)
+            record.bytes_up = len(policed)
             return policed, len(policed)
-        if not declared.present:
-            return None, declared.length
-        return _read(body, self.config.max_body_bytes, result, declared.length), declared.length
-
-
-def _read(
-    body: Readable, max_bytes: int, result: RelayResult, length: int | None = None
-) -> Iterator[bytes]:
-    """Yield the request body as it is read; 413 past ``max_bytes``."""
-    remaining = length
-    while remaining is None or remaining > 0:
-        size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-        chunk = body.read(size)
-        if not chunk:
-            return
-        result.bytes_up += len(chunk)
-        if result.bytes_up > max_bytes:
-            raise PayloadTooLarge()
-        if remaining is not None:
-            remaining -= len(chunk)
-        yield chunk
-
-
-def _scope(method: str, headers: Headers, client: tuple[str, int] | None) -> Scope:
-    """The ASGI-shaped view of a WSGI request that hooks and the limiter read."""
-    return {"type": "http", "method": method, "headers": headers, "client": client}
+        if plan.kind is BodyKind.NONE:
+            return None, plan.length
+        return read_chunks(body, plan.max_bytes, record, plan.length, clock, sock), plan.length
 
 
 def _text_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import httpx
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 from falproxy.core.headers import Headers, client_response_headers
-from falproxy.core.lifecycle import RelayResult
+from falproxy.core.lifecycle import CallRecord
 
 logger = logging.getLogger("falproxy.relay")
 
@@ -92,7 +92,7 @@ def open_upstream(
         raise UpstreamUnavailable() from None
 
 
-def response_head(response: httpx.Response, result: RelayResult) -> Headers:
+def response_head(response: httpx.Response, result: CallRecord) -> Headers:
     """The status is recorded in ``result``; returns the headers the client may see."""
     headers, _ = client_response_headers(response.headers.raw)
     result.status = response.status_code
@@ -110,7 +110,7 @@ class RelayedBody:
     """
 
     def __init__(
-        self, response: httpx.Response, result: RelayResult, on_close: Callable[[], None]
+        self, response: httpx.Response, result: CallRecord, on_close: Callable[[], None]
     ) -> None:
         self._response = response
         self._chunks = response.iter_raw()
@@ -128,7 +128,7 @@ class RelayedBody:
             self._result.complete = True
             raise
         except httpx.HTTPError:
-            self._result.outcome = "upstream_error"
+            self._result.upstream_failed()
             logger.warning("upstream broke off a response after %d bytes", self._result.bytes_down)
             raise UpstreamUnavailable() from None  # the server aborts: truncated, not complete
         self._result.bytes_down += len(chunk)
@@ -138,8 +138,7 @@ class RelayedBody:
         if self._closed:
             return
         self._closed = True
-        if not self._result.complete and self._result.outcome == "ok":
-            self._result.outcome = "client_gone"
+        self._result.client_gone()
         try:
             self._response.close()
         finally:

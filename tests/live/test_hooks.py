@@ -163,7 +163,7 @@ async def test_emit_without_hooks_is_a_no_op() -> None:
 
 
 async def test_websocket_handshake_runs_the_same_admission() -> None:
-    """The WebSocket relay calls `FalProxy.admit` with its handshake scope: same hooks."""
+    """The WebSocket relay runs the same Gate with its handshake scope: same hooks."""
     from falproxy import FalProxy, ProxyConfig, RateLimit, Unauthorized
     from falproxy.core.targets import parse_target
 
@@ -191,15 +191,16 @@ async def test_websocket_handshake_runs_the_same_admission() -> None:
         "headers": [(b"authorization", b"Bearer ws-token")],
         "client": ("127.0.0.1", 5000),
     }
-    admission = await proxy.admit(scope, target, "fal-ai/fast-lcm-diffusion")
+    admission = await proxy.pipeline.gate.admit(scope, target, "fal-ai/fast-lcm-diffusion")
     assert admission.reply is None and admission.identity is not None
     assert admission.identity.id == "token-1"
     assert admission.authorization == b"Key tenant-id:tenant-secret"
     assert seen == [("WEBSOCKET", "token-1")]
     with pytest.raises(RateLimited):
-        await proxy.admit(scope, target, "fal-ai/fast-lcm-diffusion")
+        await proxy.pipeline.gate.admit(scope, target, "fal-ai/fast-lcm-diffusion")
     with pytest.raises(Unauthorized):
-        await proxy.admit(dict(scope, headers=[]), target, "fal-ai/fast-lcm-diffusion")
+        anonymous = dict(scope, headers=[])
+        await proxy.pipeline.gate.admit(anonymous, target, "fal-ai/fast-lcm-diffusion")
     await proxy.aclose()
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
 from falproxy import BadRequest, ConfigError, FalCredential, ProxyConfig
-from falproxy.core.body import declared_body, read_body
+from falproxy.asgi.body import read_body
+from falproxy.core.body import BodyClock, declared_body
 from falproxy.core.errors import HeadersTooLarge, RequestTimeout
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, check_request_head
 from falproxy.ops.gauges import Gauge
@@ -46,8 +49,23 @@ def test_a_stalled_body_read_times_out() -> None:
 
     async def main() -> None:
         with pytest.raises(RequestTimeout) as caught:
-            await read_body(never, 100, read_timeout=0.05)
+            await read_body(never, 100, BodyClock(0.05, 300, time.monotonic()))
         assert caught.value.status == 408
+
+    anyio.run(main)
+
+
+def test_a_body_dripped_under_the_chunk_timeout_stops_at_the_deadline() -> None:
+    async def drip() -> dict[str, object]:
+        await anyio.sleep(0.02)  # well under the 1 s chunk timeout, forever
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def main() -> None:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout) as caught:
+            await read_body(drip, 10_000, BodyClock(1.0, 0.2, started))
+        assert "FALPROXY_BODY_DEADLINE" in caught.value.detail
+        assert time.monotonic() - started < 0.6
 
     anyio.run(main)
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from falproxy.wsgi.proxy import SyncFalProxy, environ_headers
+from falproxy.wsgi.environ import environ_headers
+from falproxy.wsgi.proxy import SyncFalProxy
 from tests.conftest import TEST_KEY_SECRET, proxy_config
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
@@ -25,12 +25,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from falproxy.asgi.websocket.close import MESSAGE_TOO_BIG, NORMAL_CLOSE, relayed_close
-from falproxy.asgi.websocket.handshake import WsAdmission
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
+from falproxy.core.lifecycle import CallRecord
+from falproxy.core.outcomes import Outcome
 from falproxy.core.types import Message, Receive, Send
 
-__all__ = ["UpstreamSocket", "WsLimits", "WsStats", "open_upstream", "relay_frames"]
+__all__ = ["UpstreamSocket", "WsLimits", "open_upstream", "relay_frames"]
 
 # How long closing the upstream may wait for fal's close frame before dropping the TCP link.
 UPSTREAM_CLOSE_TIMEOUT: Final = 5.0
@@ -87,17 +88,10 @@ class WsLimits:
 
 
 @dataclass(slots=True)
-class WsStats:
-    """Counters of one relayed socket, for its ProxyEvent."""
+class _Activity:
+    """When a data frame last crossed the relay, either way (pings do not count)."""
 
-    frames_up: int = 0
-    frames_down: int = 0
-    bytes_up: int = 0
-    bytes_down: int = 0
-    close_code: int | None = None  # the code that ended the socket, as relayed
-    outcome: str = "ok"  # ok | refused | upstream_error | client_gone
-    last_activity: float = field(default_factory=time.monotonic)
-    admitted: bool = False  # passed admission (identity, hooks, limits, key)
+    last: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +127,19 @@ class UpstreamSocket:
             await self.connection.close()
 
 
-async def open_upstream(admission: WsAdmission, limits: WsLimits) -> UpstreamSocket:
-    """Connect to fal (or its mapping); raise 502/504 ``ProxyError`` if that fails."""
+async def open_upstream(
+    url: str,
+    headers: Sequence[tuple[bytes, bytes]],
+    subprotocols: Sequence[str],
+    limits: WsLimits,
+) -> UpstreamSocket:
+    """Connect to ``url`` with exactly ``headers``; raise 502/504 ``ProxyError`` on failure."""
     try:
         connection = await connect(
-            admission.url,
-            additional_headers=admission.headers,
+            url,
+            additional_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
             user_agent_header=None,
-            subprotocols=[Subprotocol(p) for p in admission.subprotocols] or None,
+            subprotocols=[Subprotocol(p) for p in subprotocols] or None,
             compression=None,
             open_timeout=limits.open_timeout,
             ping_interval=limits.ping_interval,
@@ -161,14 +160,15 @@ async def open_upstream(admission: WsAdmission, limits: WsLimits) -> UpstreamSoc
 
 
 async def relay_frames(
-    upstream: UpstreamSocket, receive: Receive, send: Send, limits: WsLimits, stats: WsStats
+    upstream: UpstreamSocket, receive: Receive, send: Send, limits: WsLimits, stats: CallRecord
 ) -> None:
     """Pump frames both ways until one side closes; then close the other and return."""
     connection = upstream.connection
+    activity = _Activity()
     ending = await _first_ending(
-        lambda: _client_to_upstream(connection, receive, limits, stats),
-        lambda: _upstream_to_client(connection, send, stats),
-        lambda: _idle_watch(stats, limits.idle_timeout),
+        lambda: _client_to_upstream(connection, receive, limits, stats, activity),
+        lambda: _upstream_to_client(connection, send, stats, activity),
+        lambda: _idle_watch(activity, limits.idle_timeout),
     )
     code, reason = relayed_close(ending.code, ending.reason)
     stats.close_code = code
@@ -195,7 +195,11 @@ async def _first_ending(*pumps: Callable[[], Awaitable[_Ending]]) -> _Ending:
 
 
 async def _client_to_upstream(
-    connection: ClientConnection, receive: Receive, limits: WsLimits, stats: WsStats
+    connection: ClientConnection,
+    receive: Receive,
+    limits: WsLimits,
+    stats: CallRecord,
+    activity: _Activity,
 ) -> _Ending:
     while True:
         message = await receive()
@@ -210,14 +214,16 @@ async def _client_to_upstream(
             return _Ending("proxy", MESSAGE_TOO_BIG, TOO_BIG_REASON)
         stats.frames_up += 1
         stats.bytes_up += len(payload)
-        stats.last_activity = time.monotonic()
+        activity.last = time.monotonic()
         try:
             await connection.send(payload, text=data is None)
         except ConnectionClosed as exc:
             return _upstream_ending(exc)
 
 
-async def _upstream_to_client(connection: ClientConnection, send: Send, stats: WsStats) -> _Ending:
+async def _upstream_to_client(
+    connection: ClientConnection, send: Send, stats: CallRecord, activity: _Activity
+) -> _Ending:
     while True:
         try:
             data = await connection.recv()
@@ -232,15 +238,15 @@ async def _upstream_to_client(connection: ClientConnection, send: Send, stats: W
             size = len(data)
         stats.frames_down += 1
         stats.bytes_down += size
-        stats.last_activity = time.monotonic()
+        activity.last = time.monotonic()
         try:
             await send(message)
         except OSError:  # ASGI: sending to a client that is gone raises an OSError
             return _Ending("client", _VANISHED)
 
 
-async def _idle_watch(stats: WsStats, idle_timeout: float) -> _Ending:
-    while (remaining := stats.last_activity + idle_timeout - time.monotonic()) > 0:
+async def _idle_watch(activity: _Activity, idle_timeout: float) -> _Ending:
+    while (remaining := activity.last + idle_timeout - time.monotonic()) > 0:
         await anyio.sleep(remaining)
     return _Ending("proxy", NORMAL_CLOSE, IDLE_REASON)
 
@@ -267,10 +273,10 @@ def _upstream_ending(exc: ConnectionClosed) -> _Ending:
     return _Ending("upstream", _VANISHED)
 
 
-def _outcome(ending: _Ending) -> str:
+def _outcome(ending: _Ending) -> Outcome:
     if ending.code == _VANISHED:
-        return "client_gone" if ending.side == "client" else "upstream_error"
-    return "refused" if ending.code == MESSAGE_TOO_BIG else "ok"
+        return Outcome.CLIENT_GONE if ending.side == "client" else Outcome.UPSTREAM_ERROR
+    return Outcome.REFUSED if ending.code == MESSAGE_TOO_BIG else Outcome.OK
 
 
 async def _close_client(send: Send, code: int, reason: str) -> None:

@@ -1,27 +1,30 @@
-"""One relayed WebSocket, start to end: the socket counterpart of ``FalProxy._proxy``.
+"""One relayed WebSocket, start to end: the socket counterpart of an HTTP call.
 
-connect -> admit (target, policy, key) -> open upstream -> accept -> relay -> event.
-Every refusal, including fal being unreachable, happens before the client's socket is
-accepted and is answered as HTTP. Exactly one ProxyEvent is logged per socket.
+connect -> admit (the shared pipeline: head, host, target, policy, identity, hooks, limits,
+key) -> open upstream -> accept -> relay -> event. Every refusal, including fal being
+unreachable, happens before the client's socket is accepted and is answered as HTTP.
+Exactly one ProxyEvent is recorded per socket.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
-from falproxy.asgi.websocket.handshake import admit_websocket, deny_websocket
-from falproxy.asgi.websocket.relay import WsLimits, WsStats, open_upstream, relay_frames
+from falproxy.asgi.websocket.handshake import deny_websocket
+from falproxy.asgi.websocket.relay import WsLimits, open_upstream, relay_frames
+from falproxy.core.answers import Answer
 from falproxy.core.errors import NotFound, ProxyError
-from falproxy.core.events import ProxyEvent
+from falproxy.core.lifecycle import SWITCHING_PROTOCOLS, WEBSOCKET, Phase
+from falproxy.core.pipeline import Incoming
+from falproxy.core.sockets import socket_request_headers
 from falproxy.core.types import Receive, Scope, Send
 
-if TYPE_CHECKING:  # the app imports this module; a runtime import would be circular
+if TYPE_CHECKING:  # only for the annotation: the app passes itself in
     from falproxy.asgi.app import FalProxy
 
-__all__ = ["SWITCHING_PROTOCOLS", "serve_websocket"]
+__all__ = ["serve_websocket"]
 
-SWITCHING_PROTOCOLS = 101  # RFC 9110 15.2.2: the status of an accepted upgrade
+METHOD = "WEBSOCKET"
 
 
 async def serve_websocket(
@@ -31,62 +34,32 @@ async def serve_websocket(
 
     ``routed`` says whether the socket arrived on the proxy route; anything else is a 404.
     """
-    started = time.perf_counter()
     if (await receive())["type"] != "websocket.connect":
         return  # the client left before the handshake reached us
-    stats = WsStats()
+    record = proxy.calls.open(WEBSOCKET, METHOD)
     limits = WsLimits.from_config(proxy.config)
-    app_id: str | None = None
-    caller: str | None = None  # the identity's id, once known
-    status = 0
-    proxy.metrics.open_websocket.inc()
     try:
         try:
             if not routed:
                 raise NotFound()
-            admission = await admit_websocket(proxy, scope)
-            app_id = admission.app_id
-            caller = admission.identity.id if admission.identity else None
-            stats.admitted = admission.reply is None
-            if admission.reply is not None:
-                status, stats.outcome = admission.reply.status, "refused"
-                await deny_websocket(scope, send, admission.reply)
+            query: bytes = scope.get("query_string", b"")
+            incoming = Incoming(WEBSOCKET, METHOD, scope["headers"], scope, query)
+            admitted = await proxy.pipeline.admit(incoming, record)
+            if isinstance(admitted, Answer):
+                record.answer(admitted)
+                await deny_websocket(scope, send, admitted)
                 return
-            upstream = await open_upstream(admission, limits)
+            headers = socket_request_headers(scope["headers"], admitted.authorization)
+            subprotocols = tuple(scope.get("subprotocols") or ())
+            upstream = await open_upstream(admitted.url, headers, subprotocols, limits)
         except ProxyError as exc:
-            status, caller = exc.status, caller or exc.caller
-            stats.outcome = exc.outcome
-            await deny_websocket(scope, send, exc)
+            record.refuse(exc)
+            await deny_websocket(scope, send, Answer.of_error(exc))
             return
-        status = SWITCHING_PROTOCOLS
+        record.status = SWITCHING_PROTOCOLS
+        record.move(Phase.RELAYING)
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await relay_frames(upstream, receive, send, limits, stats)
+            await relay_frames(upstream, receive, send, limits, record)
     finally:
-        proxy.metrics.open_websocket.dec()
-        seconds = time.perf_counter() - started
-        await proxy.finish(ws_event(app_id, status, stats, seconds, caller))
-
-
-def ws_event(
-    app_id: str | None,
-    status: int,
-    stats: WsStats,
-    seconds: float,
-    caller: str | None = None,
-) -> ProxyEvent:
-    return ProxyEvent(
-        kind="websocket",
-        method="WEBSOCKET",
-        app_id=app_id,
-        status=status,
-        outcome=stats.outcome,
-        bytes_up=stats.bytes_up,
-        bytes_down=stats.bytes_down,
-        duration_seconds=seconds,
-        frames_up=stats.frames_up,
-        frames_down=stats.frames_down,
-        close_code=stats.close_code,
-        identity=caller,
-        admitted=stats.admitted,
-    )
+        await proxy.calls.close(record)

@@ -6,23 +6,26 @@ from urllib.parse import quote
 
 import pytest
 
-from falproxy.asgi.websocket.handshake import forwarded_headers, read_ws_target
 from falproxy.core.errors import InvalidTarget, MissingTarget
 from falproxy.core.headers import CLIENT_PROXY_HEADER
+from falproxy.core.sockets import read_socket_target, socket_request_headers
+from falproxy.core.targets import Target
 
 
-def scope(query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, object]:
-    return {"type": "websocket", "query_string": query.encode(), "headers": headers or []}
+def read_ws_target(
+    query: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> Target:
+    return read_socket_target(headers or [], query.encode())
 
 
 def test_query_target_is_decoded_once() -> None:
     raw = "wss://fal.run/fal-ai/lcm/realtime?max_buffering=4"
-    target = read_ws_target(scope("other=1&fal_target_url=" + quote(raw, safe="")))
+    target = read_ws_target("other=1&fal_target_url=" + quote(raw, safe=""))
     assert target.url == raw
 
 
 def test_header_target() -> None:
-    target = read_ws_target(scope(headers=[(b"x-fal-target-url", b"wss://ws.fal.run/a/b")]))
+    target = read_ws_target(headers=[(b"x-fal-target-url", b"wss://ws.fal.run/a/b")])
     assert (target.scheme, target.host, target.path) == ("wss", "ws.fal.run", "/a/b")
 
 
@@ -39,12 +42,12 @@ def test_header_target() -> None:
 )
 def test_refused(query: str) -> None:
     with pytest.raises(InvalidTarget):
-        read_ws_target(scope(query))
+        read_ws_target(query)
 
 
 def test_missing() -> None:
     with pytest.raises(MissingTarget):
-        read_ws_target(scope("fal_target=wss://fal.run/a/b"))
+        read_ws_target("fal_target=wss://fal.run/a/b")
 
 
 def test_forwarded_headers_are_allow_listed() -> None:
@@ -57,10 +60,10 @@ def test_forwarded_headers_are_allow_listed() -> None:
         (b"x-fal-runner-hint", b"h"),
         (b"sec-websocket-key", b"k"),
     ]
-    out = forwarded_headers(scope(headers=incoming), b"Key server:key")
+    out = socket_request_headers(incoming, b"Key server:key")
     assert out == (
-        ("user-agent", "ua"),
-        ("x-fal-runner-hint", "h"),
-        ("authorization", "Key server:key"),
-        (CLIENT_PROXY_HEADER[0].decode(), CLIENT_PROXY_HEADER[1].decode()),
+        (b"user-agent", b"ua"),
+        (b"x-fal-runner-hint", b"h"),
+        (b"authorization", b"Key server:key"),
+        CLIENT_PROXY_HEADER,
     )

@@ -1,0 +1,84 @@
+"""The whole admission of a call, the same for every front end: one ``await`` each.
+
+:meth:`Pipeline.admit` runs, in order: method, head limits, host, target, policy (the
+pure :class:`~falproxy.core.pipeline.Rules`), then identity, ``before_request`` hooks, rate
+limits and the key (the :class:`~falproxy.admission.gate.Gate`), then the body plan. A
+front end cannot skip a step because it cannot call them one by one: it gets an
+:class:`Admitted` (or a hook's answer), or a ``ProxyError``, and does only its own I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from falproxy.admission.gate import Gate
+from falproxy.config.settings import ProxyConfig
+from falproxy.core.answers import Answer
+from falproxy.core.body import BodyPlan, plan_body
+from falproxy.core.cors import CorsPolicy
+from falproxy.core.hooks import Identity
+from falproxy.core.hosts import HostRule
+from falproxy.core.lifecycle import HTTP, CallRecord
+from falproxy.core.pipeline import Incoming, Rules
+from falproxy.core.targets import Target
+from falproxy.core.upstreams import UpstreamMap
+from falproxy.ops.metrics import ProxyMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A call the proxy agreed to relay, and everything the front end needs to send it."""
+
+    target: Target
+    app_id: str | None
+    identity: Identity | None
+    authorization: bytes  # the upstream ``Authorization`` value; never shown anywhere
+    url: str  # where to send it: the target, or its upstream mapping
+    body: BodyPlan | None  # None for a WebSocket
+
+
+class Pipeline:
+    """Everything that decides about a call, built once per proxy from its settings."""
+
+    def __init__(self, config: ProxyConfig, metrics: ProxyMetrics) -> None:
+        self.config = config
+        self.policy = config.policy()
+        self.rules = Rules(self.policy, HostRule(config.allowed_hosts))
+        self.gate = Gate(config, metrics)
+        self.cors = CorsPolicy(config.cors_origins)
+        self.upstreams = UpstreamMap(config.upstreams)
+
+    async def aclose(self) -> None:
+        await self.gate.aclose()
+
+    async def admit(self, incoming: Incoming, record: CallRecord) -> Admitted | Answer:
+        """Admit one call, filling ``record`` in as it goes; an ``Answer`` is a hook's reply.
+
+        Raises ``ProxyError`` for every refusal; ``record`` then already names the app and,
+        when known, the identity, so the refusal's event says who was refused for what.
+        """
+        target, app_id = self.rules.check(incoming)
+        record.app_id = app_id
+        admission = await self.gate.admit(incoming.scope, target, app_id)
+        identity = admission.identity
+        record.identity = identity.id if identity is not None else None
+        if admission.reply is not None:
+            return admission.reply.answer()
+        body = None
+        if incoming.kind == HTTP:
+            body = plan_body(
+                incoming.method,
+                target,
+                incoming.headers,
+                self.policy,
+                self.config.max_body_bytes,
+            )
+        record.admit(record.identity)
+        return Admitted(
+            target=target,
+            app_id=app_id,
+            identity=identity,
+            authorization=admission.authorization,
+            url=self.upstreams.url_for(target),
+            body=body,
+        )
