@@ -267,3 +267,23 @@ def test_stopping_a_replica_mid_traffic_loses_no_completed_request(deployed: Top
     assert [len(events) for events in streams] == [5, 5], "streams on the stopped replica finish"
     after = httpx.post(f"{deployed.url}{ROUTE}", headers=ECHO, json={}, timeout=30)
     assert after.status_code == 200
+
+
+def replica_url(replica: Served) -> str:
+    arguments = list(replica.process.args)  # type: ignore[arg-type]
+    return f"http://127.0.0.1:{arguments[arguments.index('--port') + 1]}"
+
+
+def test_metrics_are_refused_through_nginx_and_served_on_the_pod_port(
+    deployed: Topology,
+) -> None:
+    """Issue 12: the public side never reaches /metrics; Prometheus scrapes replicas."""
+    spellings = ("/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/%6detrics", "/a/../metrics")
+    for path in spellings:  # nginx decodes and merges before matching; falproxy would not
+        response = httpx.get(deployed.url + path, timeout=10)
+        assert response.status_code == 404, path
+        assert b"falproxy_requests" not in response.content, path
+    for replica in deployed.replicas:
+        scraped = httpx.get(replica_url(replica) + "/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert b"falproxy_requests" in scraped.content
