@@ -33,16 +33,18 @@ from falproxy.core.errors import (
     NotFound,
     ProxyError,
 )
-from falproxy.core.events import ProxyEvent, log_event
+from falproxy.core.events import ProxyEvent
 from falproxy.core.head import check_request_head
 from falproxy.core.headers import upstream_request_headers
 from falproxy.core.hooks import emit, send_reply
+from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
 from falproxy.core.lifecycle import RelayResult, http_event
 from falproxy.core.pipeline import check_method, route_path, target_from_headers
 from falproxy.core.policy import MAX_TOKEN_BODY
 from falproxy.core.targets import Target
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.core.upstreams import UpstreamMap
+from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.ops.readiness import Readiness, ReadinessCheck
 
@@ -51,6 +53,8 @@ logger = logging.getLogger("falproxy")
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+# The key fake mode runs with (standalone/server.py): its upstream mappings are expected.
+FAKE_CREDENTIAL = FalCredential(FAKE_CREDENTIAL_VALUE)
 
 
 
@@ -100,7 +104,8 @@ class FalProxy:
                 "no endpoint allow-list: every fal app can be called through this proxy "
                 "(set FALPROXY_ALLOWED_ENDPOINTS, e.g. 'fal-ai/flux/**')"
             )
-        warnings.extend(f"upstream mapped: {line}" for line in self.upstreams.describe())
+        if self.config.credential != FAKE_CREDENTIAL:  # fake mode maps every host: normal
+            warnings.extend(f"upstream mapped: {line}" for line in self.upstreams.describe())
         warnings.extend(authentication_warnings(self.config))
         return warnings
 
@@ -202,7 +207,7 @@ class FalProxy:
 
     async def finish(self, event: ProxyEvent) -> None:
         """One event per call (HTTP or WebSocket): access log, metrics, on_event hooks."""
-        log_event(event, json_format=self.config.access_log_format == "json")
+        log_event(event, json_format=json_logs(self.config))
         self.metrics.observe(event)
         if self.config.on_event:
             await emit(self.config.on_event, event)

@@ -22,7 +22,7 @@ from falproxy.admission.gate import Gate
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.body import declared_body
 from falproxy.core.errors import MethodNotAllowed, PayloadTooLarge, ProxyError
-from falproxy.core.events import ProxyEvent, log_event
+from falproxy.core.events import ProxyEvent
 from falproxy.core.head import check_request_head
 from falproxy.core.headers import Headers, upstream_request_headers
 from falproxy.core.hooks import emit
@@ -32,6 +32,7 @@ from falproxy.core.policy import MAX_TOKEN_BODY
 from falproxy.core.targets import Target
 from falproxy.core.types import Scope
 from falproxy.core.upstreams import UpstreamMap
+from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.relay import (
@@ -161,7 +162,7 @@ class SyncFalProxy:
 
     def _finish(self, event: ProxyEvent) -> None:
         """One event per call: access log, metrics, on_event hooks (on the hooks' loop)."""
-        log_event(event, json_format=self.config.access_log_format == "json")
+        log_event(event, json_format=json_logs(self.config))
         self.metrics.observe(event)
         if self.config.on_event:
             self._hooks_loop.run(emit(self.config.on_event, event))
