@@ -47,6 +47,7 @@ from falproxy.core.upstreams import UpstreamMap
 from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
 from falproxy.ops.readiness import Readiness, ReadinessCheck
+from falproxy.ops.tracing import tracing_from_env
 
 logger = logging.getLogger("falproxy")
 
@@ -77,6 +78,7 @@ class FalProxy:
         self.metrics = ProxyMetrics()
         self.gate = Gate(self.config, self.metrics)
         self.cors = CorsPolicy(self.config.cors_origins)
+        self.tracing = tracing_from_env()  # NO_TRACING unless OTEL_* or the app set it up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -166,6 +168,7 @@ class FalProxy:
         app_id: str | None = None
         caller: str | None = None  # the identity's id, once known
         result = RelayResult()
+        span = self.tracing.start("http", method, scope["headers"])
         self.metrics.open_http.inc()
         try:
             check_method(method)
@@ -182,6 +185,7 @@ class FalProxy:
             declared = declared_body(scope["headers"], self.config.max_body_bytes)
             body, body_done, length = await self._body(method, target, declared, receive, result)
             headers = upstream_request_headers(scope["headers"], admission.authorization, length)
+            span.inject(headers)
             url = self.upstreams.url_for(target)
             request = build_request(self.upstream, method, url, headers, body)
             await relay_http(
@@ -203,7 +207,9 @@ class FalProxy:
         finally:
             self.metrics.open_http.dec()
             seconds = time.perf_counter() - started
-            await self.finish(http_event(method, app_id, result, seconds, caller))
+            event = http_event(method, app_id, result, seconds, caller)
+            span.end(event)
+            await self.finish(event)
 
     async def finish(self, event: ProxyEvent) -> None:
         """One event per call (HTTP or WebSocket): access log, metrics, on_event hooks."""

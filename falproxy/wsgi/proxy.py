@@ -34,6 +34,7 @@ from falproxy.core.types import Scope
 from falproxy.core.upstreams import UpstreamMap
 from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
+from falproxy.ops.tracing import CallSpan, tracing_from_env
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.relay import (
     RelayedBody,
@@ -100,6 +101,7 @@ class SyncFalProxy:
         self.upstream = SyncUpstreamClient(self.config)
         self.metrics = ProxyMetrics()
         self.gate = Gate(self.config, self.metrics)
+        self.tracing = tracing_from_env()  # NO_TRACING unless OTEL_* or the app set it up
         self._hooks_loop = LoopThread()
 
     def close(self) -> None:
@@ -124,6 +126,7 @@ class SyncFalProxy:
         result = RelayResult()
         app_id: str | None = None
         caller: str | None = None
+        span = self.tracing.start("http", method, headers)
         try:
             check_method(method)
             check_request_head(headers)
@@ -136,7 +139,8 @@ class SyncFalProxy:
             if admission.reply is not None:
                 result.status, result.outcome = admission.reply.status, "refused"
                 self._finish(
-                    http_event(method, app_id, result, time.perf_counter() - started, caller)
+                    http_event(method, app_id, result, time.perf_counter() - started, caller),
+                    span,
                 )
                 encoded = admission.reply.encoded()
                 raw = admission.reply.raw_headers(encoded)
@@ -144,6 +148,7 @@ class SyncFalProxy:
             content, length = self._body(method, target, headers, body, result)
             authorization = admission.authorization
             upstream_headers = upstream_request_headers(headers, authorization, length)
+            span.inject(upstream_headers)
             url = self.upstreams.url_for(target)
             response = open_upstream(self.upstream, method, url, upstream_headers, content)
             result.first_byte_seconds = time.perf_counter() - started
@@ -151,17 +156,21 @@ class SyncFalProxy:
         except ProxyError as exc:
             result.status, result.outcome = exc.status, exc.outcome
             caller = caller or exc.caller
-            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
+            self._finish(
+                http_event(method, app_id, result, time.perf_counter() - started, caller), span
+            )
             return SyncReply(exc.status, _text_headers(exc.response_headers()), iter([exc.body()]))
 
         def finished() -> None:
-            self._finish(http_event(method, app_id, result, time.perf_counter() - started, caller))
+            seconds = time.perf_counter() - started
+            self._finish(http_event(method, app_id, result, seconds, caller), span)
 
         relayed = RelayedBody(response, result, finished)
         return SyncReply(result.status, _text_headers(head), relayed)
 
-    def _finish(self, event: ProxyEvent) -> None:
-        """One event per call: access log, metrics, on_event hooks (on the hooks' loop)."""
+    def _finish(self, event: ProxyEvent, span: CallSpan) -> None:
+        """One event per call: span, access log, metrics, on_event hooks (on the hooks' loop)."""
+        span.end(event)
         log_event(event, json_format=json_logs(self.config))
         self.metrics.observe(event)
         if self.config.on_event:

@@ -7,10 +7,11 @@ accepted and is answered as HTTP. Exactly one ProxyEvent is logged per socket.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
-from falproxy.asgi.websocket.handshake import admit_websocket, deny_websocket
+from falproxy.asgi.websocket.handshake import WsAdmission, admit_websocket, deny_websocket
 from falproxy.asgi.websocket.relay import WsLimits, WsStats, open_upstream, relay_frames
 from falproxy.core.errors import NotFound, ProxyError
 from falproxy.core.events import ProxyEvent
@@ -39,6 +40,7 @@ async def serve_websocket(
     app_id: str | None = None
     caller: str | None = None  # the identity's id, once known
     status = 0
+    span = proxy.tracing.start("websocket", "WEBSOCKET", scope["headers"])
     proxy.metrics.open_websocket.inc()
     try:
         try:
@@ -52,7 +54,7 @@ async def serve_websocket(
                 status, stats.outcome = admission.reply.status, "refused"
                 await deny_websocket(scope, send, admission.reply)
                 return
-            upstream = await open_upstream(admission, limits)
+            upstream = await open_upstream(traced(admission, span.carrier()), limits)
         except ProxyError as exc:
             status, caller = exc.status, caller or exc.caller
             stats.outcome = exc.outcome
@@ -65,7 +67,17 @@ async def serve_websocket(
     finally:
         proxy.metrics.open_websocket.dec()
         seconds = time.perf_counter() - started
-        await proxy.finish(ws_event(app_id, status, stats, seconds, caller))
+        event = ws_event(app_id, status, stats, seconds, caller)
+        span.end(event)
+        await proxy.finish(event)
+
+
+def traced(admission: WsAdmission, carrier: dict[str, str]) -> WsAdmission:
+    """``admission`` with the proxy span's trace headers replacing the client's."""
+    if not carrier:
+        return admission
+    kept = tuple((n, v) for n, v in admission.headers if n.lower() not in carrier)
+    return dataclasses.replace(admission, headers=kept + tuple(carrier.items()))
 
 
 def ws_event(
