@@ -22,7 +22,13 @@ from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, config_from_sources
 from falproxy.config.settings import ProxyConfig, parse_upstreams
 from falproxy.core.errors import ConfigError
-from falproxy.ops.logs import FIELDS_ATTRIBUTE, LOG_FORMATS, json_logs, log_config
+from falproxy.ops.logs import (
+    FIELDS_ATTRIBUTE,
+    LOG_FORMATS,
+    JsonFormatter,
+    json_logs,
+    log_config,
+)
 from falproxy.ops.shutdown import exit_zero_on_sigterm
 from falproxy.ops.workers import check_worker_limits, shared_metrics
 from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
@@ -88,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(args.config)
     except ConfigError as exc:
         if os.environ.get("FALPROXY_LOG_FORMAT") == "json":  # still one line a shipper reads
-            line = {"level": "ERROR", "logger": "falproxy", "message": f"error: {exc}"}
-            print(json.dumps(line), file=sys.stderr)
+            record = logging.makeLogRecord(
+                {"name": "falproxy", "levelno": logging.ERROR, "levelname": "ERROR"}
+            )
+            record.msg = f"error: {exc}"
+            print(JsonFormatter().format(record), file=sys.stderr)
         else:
             print(f"falproxy: error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ worker, and in-memory rate limits never silently multiply by N.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,11 @@ def test_in_memory_limits_refuse_several_workers(fake_url: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "FALPROXY_REDIS_URL" in lines[0], done.stderr
     assert "FALPROXY_PER_WORKER_LIMITS=true" in lines[0]
+    as_json = subprocess.run(
+        command, env={**env, "FALPROXY_LOG_FORMAT": "json"}, capture_output=True, text=True
+    )
+    assert as_json.returncode == 2
+    assert "FALPROXY_REDIS_URL" in json.loads(as_json.stderr)["message"]
     # Opting in starts, with each worker counting its own budget.
     port = free_port()
     with falproxy_serve({**env, "FALPROXY_PER_WORKER_LIMITS": "true"}, port, "--workers", "2"):
