@@ -192,11 +192,11 @@ def tracing_from_env(env: Mapping[str, str] | None = None) -> Tracing:
     try:
         from opentelemetry import trace
     except ImportError:
-        if _asks_for_export(env):
-            raise ConfigError(
-                f"OTEL_* tracing variables are set but OpenTelemetry is not installed: "
-                f"{OTEL_EXTRA_HINT}"
-            ) from None
+        if _asks_for_export(env):  # e.g. a cluster-wide OTLP endpoint: say so, keep serving
+            _warn_once(
+                f"OTEL_* tracing variables are set but OpenTelemetry is not installed "
+                f"({OTEL_EXTRA_HINT}); tracing is off"
+            )
         return NO_TRACING
     if _has_provider(trace.get_tracer_provider()):
         return OtelTracing()
@@ -204,8 +204,21 @@ def tracing_from_env(env: Mapping[str, str] | None = None) -> Tracing:
         return NO_TRACING
     with _configure_lock:
         if not _has_provider(trace.get_tracer_provider()):
-            trace.set_tracer_provider(build_provider(env))
+            provider = build_provider(env)
+            if provider is None:
+                return NO_TRACING
+            trace.set_tracer_provider(provider)
     return OtelTracing()
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Every proxy instance asks; the operator needs to read it once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def _asks_for_export(env: Mapping[str, str]) -> bool:
@@ -225,7 +238,11 @@ def _has_provider(provider: object) -> bool:
 
 
 def build_provider(env: Mapping[str, str]) -> Any:
-    """An SDK tracer provider exporting as ``OTEL_TRACES_EXPORTER`` says (default otlp)."""
+    """An SDK tracer provider exporting as ``OTEL_TRACES_EXPORTER`` says (default otlp).
+
+    ``None`` (with a warning) when the SDK is missing; an exporter name this module does
+    not know is a configuration error, since the user asked for it explicitly.
+    """
     try:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -258,7 +275,8 @@ def build_provider(env: Mapping[str, str]) -> Any:
             try:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             except ImportError:
-                raise ConfigError(f"the OTLP exporter is missing: {OTEL_EXTRA_HINT}") from None
+                _warn_once(f"the OTLP span exporter is missing ({OTEL_EXTRA_HINT}); skipped")
+                continue
             exporter = OTLPSpanExporter()  # endpoint, headers, timeout from OTEL_EXPORTER_OTLP_*
         elif name == "console":
             exporter = ConsoleSpanExporter()
