@@ -251,8 +251,9 @@ def build_provider(env: Mapping[str, str]) -> Any:
             ConsoleSpanExporter,
             SpanExporter,
         )
-    except ImportError:
-        raise ConfigError(f"tracing needs the OpenTelemetry SDK: {OTEL_EXTRA_HINT}") from None
+    except ImportError:  # the API came with another package, the SDK did not
+        _warn_once(f"tracing needs the OpenTelemetry SDK ({OTEL_EXTRA_HINT}); tracing is off")
+        return None
     names = [
         n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").lower().split(",") if n.strip()
     ]
@@ -269,6 +270,7 @@ def build_provider(env: Mapping[str, str]) -> Any:
     )
     resource = Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    exported = []
     for name in names:
         exporter: SpanExporter
         if name == "otlp":
@@ -283,5 +285,6 @@ def build_provider(env: Mapping[str, str]) -> Any:
         else:
             continue
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    logger.info("tracing: OpenTelemetry spans exported to %s", ", ".join(names) or "nowhere")
+        exported.append(name)
+    logger.info("tracing: OpenTelemetry spans exported to %s", ", ".join(exported) or "nowhere")
     return provider
