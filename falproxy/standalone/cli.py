@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_fake_command(args)
         return check(args.config)
     except ConfigError as exc:
-        if os.environ.get("FALPROXY_LOG_FORMAT") == "json":  # still one line a shipper reads
+        if _env_log_format() == "json":  # still one line a log shipper reads
             record = logging.makeLogRecord(
                 {"name": "falproxy", "levelno": logging.ERROR, "levelname": "ERROR"}
             )
@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # Lines printed while the settings load already follow the format the environment
+    # asks for; the final format (a config file may set it) is applied once they load.
+    logging.config.dictConfig(log_config(args.log_level, _env_log_format()))
     config = apply_serve_flags(args, os.environ)
     logging_config = log_config(args.log_level, "json" if json_logs(config) else "text")
     logging.config.dictConfig(logging_config)
@@ -127,6 +130,12 @@ def serve(args: argparse.Namespace) -> int:
             proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
         )
     return 0
+
+
+def _env_log_format() -> str:
+    """The log format the environment asks for, before the settings are loaded."""
+    names = ("FALPROXY_LOG_FORMAT", "FALPROXY_ACCESS_LOG_FORMAT")
+    return "json" if any(os.environ.get(name) == "json" for name in names) else "text"
 
 
 def announce(args: argparse.Namespace, config: ProxyConfig, *, fake: bool) -> None:

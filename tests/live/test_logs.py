@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.procs import FALPROXY, falproxy_serve, free_port, proxy_env, stop
+from tests.support.procs import (
+    FALPROXY,
+    falproxy_serve,
+    free_port,
+    proxy_env,
+    stop,
+    wait_until_up,
+)
 
 ROUTE = "/api/fal/proxy"
 JSON_HEADERS = {"content-type": "application/json"}
@@ -80,3 +89,28 @@ def test_a_bad_log_format_is_one_line() -> None:
     )
     assert done.returncode == 2 and "FALPROXY_LOG_FORMAT" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_lines_printed_while_settings_load_are_json_too(fake_url: str, tmp_path: Path) -> None:
+    """The parent warns about tracing (extra missing) before uvicorn starts: JSON as well."""
+    port = free_port()
+    script = (
+        "import sys; sys.modules['opentelemetry'] = None\n"  # a plain install, no otel extra
+        "from falproxy.standalone.cli import main\n"
+        f"sys.exit(main(['serve', '--port', '{port}']))\n"
+    )
+    env = proxy_env(
+        fake_url, FALPROXY_LOG_FORMAT="json", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9"
+    )
+    log = tmp_path / "output.log"
+    with open(log, "w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=sink, stderr=sink, text=True
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        assert stop(process) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    warnings = [line for line in lines if "falproxy[otel]" in line["message"]]
+    assert warnings and all(line["level"] == "WARNING" for line in warnings)
