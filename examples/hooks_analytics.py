@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 from falproxy import FalProxy, OnEvent, ProxyConfig, ProxyEvent
-from falproxy.core.events import event_json
+from falproxy.ops.logs import event_json
 
 
 def jsonl_sink(path: Path) -> OnEvent:

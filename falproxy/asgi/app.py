@@ -27,16 +27,19 @@ from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock, BodyKind
 from falproxy.core.errors import ClientDisconnected, NotFound, ProxyError
 from falproxy.core.headers import upstream_request_headers
+from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming, route_path
 from falproxy.core.policy import Policy
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.ops.calls import CallLog
+from falproxy.ops.calls import Call, CallLog
 from falproxy.ops.endpoints import OpsEndpoints
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.readiness import Readiness, ReadinessCheck
+from falproxy.ops.tracing import tracing_from_env
 
 logger = logging.getLogger("falproxy")
+FAKE_CREDENTIAL = FalCredential(FAKE_CREDENTIAL_VALUE)
 
 
 class FalProxy:
@@ -54,7 +57,8 @@ class FalProxy:
         self.metrics = ProxyMetrics()
         self.readiness = Readiness()
         self.pipeline = Pipeline(self.config, self.metrics)
-        self.calls = CallLog(self.config, self.metrics)
+        # Tracing is off unless OTEL_* variables or the application set it up.
+        self.calls = CallLog(self.config, self.metrics, tracing_from_env())
         self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
         self.upstream = UpstreamClient(self.config)
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}
@@ -89,7 +93,9 @@ class FalProxy:
                 "no endpoint allow-list: every fal app can be called through this proxy "
                 "(set FALPROXY_ALLOWED_ENDPOINTS, e.g. 'fal-ai/flux/**')"
             )
-        warnings.extend(f"upstream mapped: {line}" for line in self.pipeline.upstreams.describe())
+        if self.config.credential != FAKE_CREDENTIAL:  # fake mode maps every host: normal
+            mapped = self.pipeline.upstreams.describe()
+            warnings.extend(f"upstream mapped: {line}" for line in mapped)
         warnings.extend(authentication_warnings(self.config))
         return warnings
 
@@ -142,7 +148,8 @@ class FalProxy:
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
-        record = self.calls.open(HTTP, method)
+        call = self.calls.open(HTTP, method, scope["headers"])
+        record = call.record
         try:
             incoming = Incoming(HTTP, method, scope["headers"], scope)
             admitted = await self.pipeline.admit(incoming, record)
@@ -150,20 +157,22 @@ class FalProxy:
                 record.answer(admitted)
                 await send_answer(send, admitted)
                 return
-            await self._relay(scope, receive, send, admitted, record)
+            await self._relay(scope, receive, send, admitted, call)
         except ProxyError as exc:
             record.refuse(exc)
             await send_answer(send, Answer.of_error(exc))
         except ClientDisconnected:
             record.client_gone()
         finally:
-            await self.calls.close(record)
+            await self.calls.close(call)
 
     async def _relay(
-        self, scope: Scope, receive: Receive, send: Send, admitted: Admitted, record: CallRecord
+        self, scope: Scope, receive: Receive, send: Send, admitted: Admitted, call: Call
     ) -> None:
+        record = call.record
         body, body_done, length = await self._body(admitted, receive, record)
         headers = upstream_request_headers(scope["headers"], admitted.authorization, length)
+        call.span.inject(headers)
         request = build_request(self.upstream, scope["method"], admitted.url, headers, body)
         record.move(Phase.RELAYING)
         await relay_http(

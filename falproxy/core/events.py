@@ -1,19 +1,15 @@
 """``ProxyEvent``: one record per finished call, HTTP or WebSocket.
 
 Every call ends in exactly one event, whatever happened (relayed, refused, upstream
-failure, client gone). Events feed the access log here; analytics hooks and metrics
-consume the same value. An event holds no URL query, header value or key.
+failure, client gone). The access log (:mod:`falproxy.ops.logs`), analytics hooks and
+metrics all consume the same value. An event holds no URL query, header value or key.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from falproxy.core.outcomes import Outcome
-
-access_logger = logging.getLogger("falproxy.access")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,27 +31,3 @@ class ProxyEvent:
     frames_down: int = 0  # WebSocket only
     close_code: int | None = None  # WebSocket only
     admitted: bool = False  # passed admission (only admitted calls name apps in metrics)
-
-
-def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
-    """One access-log line per call (``key=value`` text, or one JSON object)."""
-    if json_format:
-        access_logger.info("%s", event_json(event))
-        return
-    access_logger.info(
-        "%s %s app=%s status=%s outcome=%s up=%d down=%d ms=%.1f",
-        event.kind,
-        event.method,
-        event.app_id or "-",
-        event.status or "-",
-        event.outcome,
-        event.bytes_up,
-        event.bytes_down,
-        event.duration_seconds * 1000,
-    )
-
-
-def event_json(event: ProxyEvent) -> str:
-    """The event as one JSON object; it holds no secret by construction (see above)."""
-    record = {key: value for key, value in asdict(event).items() if value is not None}
-    return json.dumps(record, separators=(",", ":"), sort_keys=True)

@@ -1,52 +1,66 @@
-"""Where every finished call goes: the open-calls gauge, the access log, metrics and hooks.
+"""Where every call starts and ends: the open-calls gauge, its span, the access log,
+metrics and the ``on_event`` hooks.
 
-Every front end opens a :class:`~falproxy.core.lifecycle.CallRecord` here when a call
-arrives and closes it here when the call ends, so each call is counted, logged, measured
-and given to the ``on_event`` hooks exactly once, whichever front end served it.
+Every front end opens a :class:`Call` here when a request arrives and closes it here when
+the call ends, so each call is counted, traced, logged, measured and given to the hooks
+exactly once, whichever front end served it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from falproxy.config.settings import ProxyConfig
-from falproxy.core.events import ProxyEvent, log_event
+from falproxy.core.events import ProxyEvent
 from falproxy.core.hooks import emit
 from falproxy.core.lifecycle import CallRecord
+from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
+from falproxy.ops.tracing import CallSpan, Tracing
 
 RunOnLoop = Callable[[Coroutine[Any, Any, None]], None]
 
 
-class CallLog:
-    """Opens and closes the records of one proxy's calls."""
+@dataclass(slots=True)
+class Call:
+    """One call in flight: its record (what happened) and its span (where it is traced)."""
 
-    def __init__(self, config: ProxyConfig, metrics: ProxyMetrics) -> None:
+    record: CallRecord
+    span: CallSpan
+
+
+class CallLog:
+    """Opens and closes the calls of one proxy."""
+
+    def __init__(self, config: ProxyConfig, metrics: ProxyMetrics, tracing: Tracing) -> None:
         self.metrics = metrics
-        self._json = "json" in (config.log_format, config.access_log_format)
+        self.tracing = tracing
+        self._json = json_logs(config)
         self._on_event = config.on_event
 
-    def open(self, kind: str, method: str) -> CallRecord:
-        """A new call: counted as open until :meth:`close`."""
+    def open(self, kind: str, method: str, headers: Iterable[tuple[bytes, bytes]]) -> Call:
+        """A new call: counted as open until :meth:`close`, its span continuing the client's."""
         self.metrics.open.labels(kind).inc()
-        return CallRecord(kind, method)
+        return Call(CallRecord(kind, method), self.tracing.start(kind, method, headers))
 
-    async def close(self, record: CallRecord) -> None:
-        """The call ended: one event to the log, the metrics and the ``on_event`` hooks."""
-        event = self._record(record)
+    async def close(self, call: Call) -> None:
+        """The call ended: one event to its span, the log, the metrics and the hooks."""
+        event = self._record(call)
         if self._on_event:
             await emit(self._on_event, event)
 
-    def close_sync(self, record: CallRecord, run: RunOnLoop) -> None:
+    def close_sync(self, call: Call, run: RunOnLoop) -> None:
         """:meth:`close` for a WSGI thread: the hooks run on ``run``'s event loop."""
-        event = self._record(record)
+        event = self._record(call)
         if self._on_event:
             run(emit(self._on_event, event))
 
-    def _record(self, record: CallRecord) -> ProxyEvent:
-        self.metrics.open.labels(record.kind).dec()
-        event = record.end()
+    def _record(self, call: Call) -> ProxyEvent:
+        self.metrics.open.labels(call.record.kind).dec()
+        event = call.record.end()
+        call.span.end(event)
         log_event(event, json_format=self._json)
         self.metrics.observe(event)
         return event

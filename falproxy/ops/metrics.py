@@ -1,30 +1,50 @@
 """Prometheus metrics, fed by the same ``ProxyEvent`` as the access log and hooks.
 
 Each proxy owns its own ``CollectorRegistry``, so two proxies in one process (tests,
-an app mounting two routes) never share or clash on counters. With several uvicorn
-workers each worker reports its own numbers; scrape them per worker, or run one worker
-per container as the deployment docs suggest.
+an app mounting two routes) never share or clash on counters. Under ``falproxy serve
+--workers N`` the serving parent sets ``PROMETHEUS_MULTIPROC_DIR`` (see
+:mod:`falproxy.ops.workers`): every worker writes its numbers there and any worker's
+``/metrics`` reports the sum over all of them, so scrapes no longer alternate.
 
-The ``app`` label is bounded: the first ``MAX_APP_LABELS`` distinct app ids keep their
-names and later ones count as ``other``, so a client spraying made-up app ids (when no
-endpoint allow-list is set) cannot grow the scrape without bound.
+The ``app`` label is bounded in number, in length and in who can create it, because the
+scrape is rendered on the event loop and an attacker who grows it slows every call:
+- only admitted calls name their app; calls refused before or during admission (401,
+  403, 412, 429, malformed requests) count under ``-``, whatever app id they carried;
+- a name is the app id as the policy saw it, cut to ``MAX_APP_LABEL_LENGTH`` characters;
+- the first ``MAX_APP_LABELS`` distinct names are kept, later ones count as ``other``,
+  and past ``MAX_REQUEST_SERIES`` request series a status counts by its class (``5xx``).
+Together these keep the whole scrape under ``MAX_SCRAPE_BYTES`` (tests/live/test_metrics.py
+fills every slot with the longest names and measures it).
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from falproxy.core.events import ProxyEvent
 
-MAX_APP_LABELS = 200
+# Each named app costs two histograms (36 lines) per kind; 48 of them at full length
+# stay well under MAX_SCRAPE_BYTES with both kinds used.
+MAX_APP_LABELS = 48
+# fal app ids are owner/name[/path]: far shorter. Longer ids are cut, not refused: the
+# policy already decided on the call, the label only has to stay small.
+MAX_APP_LABEL_LENGTH = 100
+# What the bounds above guarantee for the whole /metrics answer, checked by a test.
+MAX_SCRAPE_BYTES = 1024 * 1024
 OTHER_APP = "other"
-NO_APP = "-"
+NO_APP = "-"  # no app named, or the call was not admitted
+# Set by the serving parent for several workers (prometheus_client's multiprocess mode).
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Status polls answer in milliseconds; sync runs and streams take minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
-# Resolved label children kept per (kind, app, status, outcome); apps are capped above.
-MAX_CACHED_SERIES = 4096
+# Distinct (kind, app, status, outcome) request series; past it a call counts under
+# app "other" and its status class ("5xx"), so odd upstream statuses cannot grow the scrape.
+MAX_REQUEST_SERIES = 384
 # requests, duration, first byte, bytes up, bytes down: the children one event touches.
 _Series = tuple[Counter, Histogram, Histogram, Counter, Counter]
 
@@ -32,8 +52,10 @@ _Series = tuple[Counter, Histogram, Histogram, Counter, Counter]
 class ProxyMetrics:
     """The proxy's counters, histograms and gauges, and their text exposition."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Fixed at creation like prometheus_client's own value class (chosen at import).
+        self._multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_DIR_ENV) or None
         self._apps: set[str] = set()
         r = self.registry
         self.requests = Counter(
@@ -61,9 +83,10 @@ class ProxyMetrics:
             "Calls being relayed now (streams, sockets)",
             ["kind"],
             registry=r,
+            multiprocess_mode="livesum",  # the service's open calls: live workers' sum
         )
         self.open_http = self.open.labels("http")  # hoisted: touched twice per call
-        self._series: dict[tuple[str, str, int, str], _Series] = {}
+        self._series: dict[tuple[str, str, str, str], _Series] = {}
         self.open_websocket = self.open.labels("websocket")
         self.limited = Counter(
             "falproxy_rate_limited", "Calls refused by a rate limit", ["rule"], registry=r
@@ -76,8 +99,10 @@ class ProxyMetrics:
         )
 
     def app_label(self, app_id: str | None) -> str:
-        if app_id is None:
+        """The bounded ``app`` label of an admitted call's app id (see the module doc)."""
+        if not app_id:
             return NO_APP
+        app_id = app_id[:MAX_APP_LABEL_LENGTH]
         if app_id in self._apps:
             return app_id
         if len(self._apps) < MAX_APP_LABELS:
@@ -87,10 +112,11 @@ class ProxyMetrics:
 
     def observe(self, event: ProxyEvent) -> None:
         """Record one finished call."""
-        app = self.app_label(event.app_id)
-        series = self._series.get((event.kind, app, event.status, event.outcome))
+        app = self.app_label(event.app_id) if event.admitted else NO_APP
+        key = (event.kind, app, str(event.status), event.outcome)
+        series = self._series.get(key)
         if series is None:  # labels() costs a lock and a lookup: resolve once per series
-            series = self._resolve(event.kind, app, event.status, event.outcome)
+            series = self._resolve(*key)
         requests, duration, first_byte, bytes_up, bytes_down = series
         requests.inc()
         duration.observe(event.duration_seconds)
@@ -99,16 +125,25 @@ class ProxyMetrics:
         bytes_up.inc(event.bytes_up)
         bytes_down.inc(event.bytes_down)
 
-    def _resolve(self, kind: str, app: str, status: int, outcome: str) -> _Series:
+    def _resolve(self, kind: str, app: str, status: str, outcome: str) -> _Series:
+        key = (kind, app, status, outcome)
+        if len(self._series) >= MAX_REQUEST_SERIES:
+            # Full: fold into a bounded overflow series (kinds x 6 classes x outcomes).
+            app, status = OTHER_APP, f"{status[0]}xx" if len(status) == 3 else status
+            overflow = self._series.get((kind, app, status, outcome))
+            if overflow is not None:
+                return overflow
         series = (
-            self.requests.labels(kind, app, str(status), outcome),
+            self.requests.labels(kind, app, status, outcome),
             self.duration.labels(kind, app),
             self.first_byte.labels(kind, app),
             self.bytes.labels(kind, "up"),
             self.bytes.labels(kind, "down"),
         )
-        if len(self._series) < MAX_CACHED_SERIES:
-            self._series[(kind, app, status, outcome)] = series
+        if len(self._series) < MAX_REQUEST_SERIES:
+            self._series[key] = series
+        else:
+            self._series.setdefault((kind, app, status, outcome), series)
         return series
 
     def storage_error(self, admitted: bool) -> None:
@@ -118,4 +153,9 @@ class ProxyMetrics:
         self.limited.labels(rule).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this proxy's registry, or every worker's files summed."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

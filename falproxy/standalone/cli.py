@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import logging.config
 import math
 import os
 import socket
@@ -20,30 +22,25 @@ from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, config_from_sources
 from falproxy.config.settings import ProxyConfig, parse_upstreams
 from falproxy.core.errors import ConfigError
+from falproxy.ops.logs import (
+    FIELDS_ATTRIBUTE,
+    LOG_FORMATS,
+    JsonFormatter,
+    json_logs,
+    log_config,
+)
 from falproxy.ops.shutdown import exit_zero_on_sigterm
+from falproxy.ops.workers import check_worker_limits, shared_metrics
 from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
 
 LOOPBACK = "127.0.0.1"
+FAKE_MODE_NOTE = (
+    "FAKE MODE: every fal call is answered by the built-in fake fal, not by fal.ai; no key is used"
+)
 NO_KEY_MESSAGE = (
     "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) to proxy the real "
     "fal API, or run `falproxy serve --fake` to serve the built-in fake fal"
 )
-
-
-def log_config(level: str) -> dict[str, object]:
-    """uvicorn's loggers and ours, one plain line each, to stderr."""
-    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
-    loggers = {
-        name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
-        for name in ("falproxy", "uvicorn", "uvicorn.error")
-    }
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": handler},
-        "loggers": loggers,
-    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -96,29 +93,73 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_fake_command(args)
         return check(args.config)
     except ConfigError as exc:
-        print(f"falproxy: error: {exc}", file=sys.stderr)
+        if _env_log_format() == "json":  # still one line a log shipper reads
+            record = logging.makeLogRecord(
+                {"name": "falproxy", "levelno": logging.ERROR, "levelname": "ERROR"}
+            )
+            record.msg = f"error: {exc}"
+            print(JsonFormatter().format(record), file=sys.stderr)
+        else:
+            print(f"falproxy: error: {exc}", file=sys.stderr)
         return 2
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # Lines printed while the settings load already follow the format the environment
+    # asks for; the final format (a config file may set it) is applied once they load.
+    logging.config.dictConfig(log_config(args.log_level, _env_log_format()))
     config = apply_serve_flags(args, os.environ)
+    logging_config = log_config(args.log_level, "json" if json_logs(config) else "text")
+    logging.config.dictConfig(logging_config)
+    announce(args, config, fake=bool(os.environ.get(FAKE_BASE_ENV)))
     exit_zero_on_sigterm()
-    uvicorn.run(
-        "falproxy.standalone.server:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=log_config(args.log_level),
-        log_level=args.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
-        proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
-    )
+    with shared_metrics(args.workers, os.environ):
+        uvicorn.run(
+            "falproxy.standalone.server:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=logging_config,
+            log_level=args.log_level,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
+            proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
+        )
     return 0
+
+
+def _env_log_format() -> str:
+    """The log format the environment asks for, before the settings are loaded."""
+    names = ("FALPROXY_LOG_FORMAT", "FALPROXY_ACCESS_LOG_FORMAT")
+    return "json" if any(os.environ.get(name) == "json" for name in names) else "text"
+
+
+def announce(args: argparse.Namespace, config: ProxyConfig, *, fake: bool) -> None:
+    """The one start-up line: where the proxy answers, against what, and what it allows."""
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}{config.route}"
+    endpoints = ", ".join(config.allowed_endpoints) or "any app (no FALPROXY_ALLOWED_ENDPOINTS)"
+    mode = FAKE_MODE_NOTE if fake else "mode fal (calls go to fal.ai with the server's key)"
+    fields = {
+        "url": url,
+        "route": config.route,
+        "mode": "FAKE" if fake else "fal",
+        "allowed_endpoints": list(config.allowed_endpoints),
+        "allowed_urls": list(config.allowed_urls),
+        "workers": args.workers,
+    }
+    logging.getLogger("falproxy").info(
+        "serving %s; %s; allowed endpoints: %s; %d worker(s)",
+        url,
+        mode,
+        endpoints,
+        args.workers,
+        extra={FIELDS_ATTRIBUTE: fields},
+    )
 
 
 def apply_serve_flags(
@@ -135,6 +176,9 @@ def apply_serve_flags(
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     config = config_from_sources(env)
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"FALPROXY_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    check_worker_limits(config, args.workers)
     use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
     if use_fake:
         _prepare_fake(args, env)
@@ -157,11 +201,6 @@ def _prepare_fake(args: argparse.Namespace, env: os._Environ[str] | dict[str, st
     env[FAKE_BASE_ENV] = f"http://{call_host}:{args.port}"
     if args.fake_speed is not None:
         env[FAKE_SPEED_ENV] = str(args.fake_speed)
-    print(
-        "falproxy: FAKE MODE: every fal call is answered by the built-in fake fal, "
-        "not by fal.ai; no key is used",
-        file=sys.stderr,
-    )
 
 
 def _free_port(host: str) -> int:

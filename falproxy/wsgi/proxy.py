@@ -29,10 +29,11 @@ from falproxy.core.errors import ProxyError
 from falproxy.core.headers import Headers, upstream_request_headers
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
-from falproxy.ops.calls import CallLog
+from falproxy.ops.calls import Call, CallLog
 from falproxy.ops.endpoints import OpsEndpoints
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.readiness import Readiness, ReadinessCheck
+from falproxy.ops.tracing import tracing_from_env
 from falproxy.wsgi.body import Readable, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.environ import environ_scope
@@ -70,7 +71,8 @@ class SyncFalProxy:
         self.metrics = ProxyMetrics()
         self.readiness = Readiness()
         self.pipeline = Pipeline(self.config, self.metrics)
-        self.calls = CallLog(self.config, self.metrics)
+        # Tracing is off unless OTEL_* variables or the application set it up.
+        self.calls = CallLog(self.config, self.metrics, tracing_from_env())
         self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
         self.upstream = SyncUpstreamClient(self.config)
         self._loop = LoopThread()
@@ -121,16 +123,18 @@ class SyncFalProxy:
         client: tuple[str, int] | None,
         sock: socket.socket | None,
     ) -> SyncReply:
-        record = self.calls.open(HTTP, method)
+        call = self.calls.open(HTTP, method, headers)
+        record = call.record
         try:
             incoming = Incoming(HTTP, method, headers, environ_scope(method, headers, client))
             admitted = self._loop.run(self.pipeline.admit(incoming, record))
             if isinstance(admitted, Answer):
                 record.answer(admitted)
-                self._close(record)
+                self._close(call)
                 return SyncReply.of(admitted)
             content, length = self._body(admitted, body, record, sock)
             upstream_headers = upstream_request_headers(headers, admitted.authorization, length)
+            call.span.inject(upstream_headers)
             record.move(Phase.RELAYING)
             started = time.perf_counter()
             response = open_upstream(self.upstream, method, admitted.url, upstream_headers, content)
@@ -138,13 +142,13 @@ class SyncFalProxy:
             head = response_head(response, record)
         except ProxyError as exc:
             record.refuse(exc)
-            self._close(record)
+            self._close(call)
             return SyncReply.of(Answer.of_error(exc))
-        relayed = RelayedBody(response, record, lambda: self._close(record))
+        relayed = RelayedBody(response, record, lambda: self._close(call))
         return SyncReply(record.status, _text_headers(head), relayed)
 
-    def _close(self, record: CallRecord) -> None:
-        self.calls.close_sync(record, self._loop.run)
+    def _close(self, call: Call) -> None:
+        self.calls.close_sync(call, self._loop.run)
 
     def _body(
         self, admitted: Admitted, body: Readable, record: CallRecord, sock: socket.socket | None

@@ -176,6 +176,25 @@ def test_sse_arrives_unbuffered_through_nginx(deployed: Topology) -> None:
     assert arrivals[0] < 1.5, f"first event after {arrivals[0]:.2f}s: nginx buffered it"
 
 
+def test_metrics_are_refused_through_nginx_and_served_on_the_pod_port(
+    deployed: Topology,
+) -> None:
+    """Issue 12: the public side never reaches /metrics; Prometheus scrapes replicas.
+
+    Runs before the test that stops a replica (the topology is shared by the module).
+    """
+    # nginx decodes, merges slashes and resolves dot segments before matching.
+    spellings = ("/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/%6detrics")
+    for path in spellings:
+        response = httpx.get(deployed.url + path, timeout=10)
+        assert response.status_code == 404, path
+        assert b"falproxy_requests" not in response.content, path
+    for replica in deployed.replicas:
+        scraped = httpx.get(f"http://127.0.0.1:{_port_of(replica)}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert b"falproxy_requests" in scraped.content
+
+
 def test_rate_limit_holds_across_both_replicas(fake_url: str) -> None:
     assert known_variables() >= RATE_LIMIT_VARIABLES, "the compose file's limit settings"
     limit = 5

@@ -17,6 +17,7 @@ import yaml
 
 from falproxy import ProxyConfig
 from falproxy.config.file import settings_from_mapping
+from falproxy.config.settings import DEFAULT_METRICS_PATH, DEFAULT_ROUTE
 from tests.support.procs import REPO
 
 MANIFESTS = REPO / "deploy" / "kubernetes"
@@ -29,6 +30,7 @@ EXPECTED_KINDS = {
     "ConfigMap",
     "Secret",
     "NetworkPolicy",
+    "Ingress",
 }
 
 
@@ -135,3 +137,23 @@ def test_selectors_and_ports_line_up() -> None:
     ingress_ports = {p["port"] for p in by_kind("NetworkPolicy")["spec"]["ingress"][0]["ports"]}
     assert ports == ingress_ports == {8080}
     assert set(by_kind("NetworkPolicy")["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_metrics_are_scraped_from_pods_never_published() -> None:
+    """Issue 12: /metrics is not on the public side; Prometheus scrapes the pods."""
+    service = by_kind("Service")["spec"]
+    assert service.get("type", "ClusterIP") == "ClusterIP", "the Service is not published"
+    rules = by_kind("Ingress")["spec"]["rules"]
+    paths = [(p["path"], p["pathType"]) for rule in rules for p in rule["http"]["paths"]]
+    assert paths == [(DEFAULT_ROUTE, "Exact")], "only the proxy route is public"
+    annotations = by_kind("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    port = int(annotations["prometheus.io/port"])
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == DEFAULT_METRICS_PATH
+    assert port in {p["containerPort"] for p in container()["ports"]}
+    allowed = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule["ports"]
+        for rule in by_kind("NetworkPolicy")["spec"]["ingress"]
+        for peer in rule["from"]
+    }
+    assert {p["port"] for p in allowed["monitoring"]} == {port}, "Prometheus can reach pods"

@@ -8,16 +8,28 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from falproxy import RateLimit
-from falproxy.ops.metrics import MAX_APP_LABELS, ProxyMetrics
-from tests.support.hook_support import ROUTE, SCHNELL, live_proxy, run
+from falproxy.core.events import ProxyEvent
+from falproxy.core.targets import MAX_TARGET_LENGTH
+from falproxy.ops.metrics import (
+    MAX_APP_LABEL_LENGTH,
+    MAX_APP_LABELS,
+    MAX_SCRAPE_BYTES,
+    ProxyMetrics,
+)
+from tests.support.hook_support import ROUTE, SCHNELL, bearer, live_proxy, run
 
 
 def scrape(client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    return parse(response.text)
+
+
+def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples by (name, labels), read with prometheus-client's own parser."""
     samples = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
@@ -42,10 +54,8 @@ def test_metrics_match_traffic(fake_url: str) -> None:
     assert (
         value(samples, req, kind="http", app="fal-ai/flux/schnell", status="200", outcome="ok") == 2
     )
-    assert (
-        value(samples, req, kind="http", app="fal-ai/flux/schnell", status="429", outcome="limited")
-        == 1
-    )
+    # Refused by a limit: not admitted, so counted under "-" (issue 12).
+    assert value(samples, req, kind="http", app="-", status="429", outcome="limited") == 1
     assert value(samples, req, kind="http", app="-", status="400", outcome="refused") == 1
     assert value(samples, "falproxy_rate_limited_total", rule="0") == 1
     count = "falproxy_request_duration_seconds_count"
@@ -90,3 +100,47 @@ def test_open_calls_gauge_counts_a_live_stream(fake_url: str) -> None:
         outcomes = scrape(client)
     gone = {"kind": "http", "app": "fake/slow-stream", "status": "200", "outcome": "client_gone"}
     assert value(outcomes, "falproxy_requests_total", **gone) == 1
+
+
+def long_app(n: int) -> str:
+    """A target whose app id fills the whole 8 KB the target parser accepts."""
+    prefix = f"https://fal.run/owner-{n:04d}/"
+    return prefix + "x" * (MAX_TARGET_LENGTH - len(prefix))
+
+
+def test_refused_calls_never_name_apps_and_the_scrape_stays_small(fake_url: str) -> None:
+    """Issue 12: 300 refused calls with 8 KB app ids once made /metrics 62 MB."""
+    limits = (RateLimit("1/minute"),)
+    with live_proxy(fake_url, auth_tokens=("t0k3n",), rate_limits=limits) as client:
+        refused = [run(client, long_app(n)).status_code for n in range(300)]  # no token: 401
+        assert run(client, long_app(0), **bearer("t0k3n")).status_code == 200
+        limited = [run(client, long_app(n), **bearer("t0k3n")).status_code for n in range(50)]
+        response = client.get("/metrics")
+    assert set(refused) == {401} and set(limited) == {429}
+    assert len(response.content) < 64 * 1024, len(response.content)
+    samples = parse(response.text)
+    names = {dict(labels).get("app") for _, labels in samples} - {None}
+    admitted = long_app(0).removeprefix("https://fal.run/")[:MAX_APP_LABEL_LENGTH]
+    assert names == {"-", admitted}, "only the admitted call named its app"
+    req = "falproxy_requests_total"
+    assert value(samples, req, kind="http", app="-", status="401", outcome="refused") == 300
+    assert value(samples, req, kind="http", app="-", status="429", outcome="limited") == 50
+
+
+def test_worst_case_scrape_is_under_a_megabyte() -> None:
+    """Every app slot taken by a longest name, both kinds, and a spray of statuses."""
+    metrics = ProxyMetrics()
+    apps = [f"owner-{n:04d}/" + "x" * 8000 for n in range(MAX_APP_LABELS + 20)]
+    outcomes = ("ok", "upstream_error", "client_gone", "refused", "limited")
+    for app in apps:
+        for kind in ("http", "websocket"):
+            metrics.observe(ProxyEvent(kind, "POST", app, 200, "ok", admitted=True))
+    for app in apps:
+        for kind in ("http", "websocket"):
+            for status in range(100, 600, 7):
+                for outcome in outcomes:
+                    event = ProxyEvent(
+                        kind, "POST", app, status, outcome, first_byte_seconds=0.1, admitted=True
+                    )
+                    metrics.observe(event)
+    assert len(metrics.exposition()) < MAX_SCRAPE_BYTES

@@ -58,12 +58,13 @@ def wait_until_up(url: str, process: subprocess.Popen[str] | None = None) -> Non
 
 @dataclass
 class Served:
-    """A running ``falproxy serve`` and where its stderr goes."""
+    """A running ``falproxy serve`` and the file its stdout and stderr go to."""
 
     process: subprocess.Popen[str]
     log: Path
 
     def stderr(self) -> str:
+        """Everything printed so far (stdout and stderr, as the terminal would show)."""
         return self.log.read_text()
 
 
@@ -74,9 +75,8 @@ def falproxy_serve(env: dict[str, str], port: int, *args: str) -> Iterator[Serve
     with tempfile.TemporaryDirectory() as directory:
         log = Path(directory) / "stderr.log"
         with open(log, "w") as sink:
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=sink, text=True
-            )
+            # stdout too: every line falproxy prints is checked (tests/live/test_logs.py).
+            process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, text=True)
         try:
             wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
             yield Served(process, log)

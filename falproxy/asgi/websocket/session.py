@@ -36,7 +36,8 @@ async def serve_websocket(
     """
     if (await receive())["type"] != "websocket.connect":
         return  # the client left before the handshake reached us
-    record = proxy.calls.open(WEBSOCKET, METHOD)
+    call = proxy.calls.open(WEBSOCKET, METHOD, scope["headers"])
+    record = call.record
     limits = WsLimits.from_config(proxy.config)
     try:
         try:
@@ -49,7 +50,8 @@ async def serve_websocket(
                 record.answer(admitted)
                 await deny_websocket(scope, send, admitted)
                 return
-            headers = socket_request_headers(scope["headers"], admitted.authorization)
+            headers = list(socket_request_headers(scope["headers"], admitted.authorization))
+            call.span.inject(headers)
             subprotocols = tuple(scope.get("subprotocols") or ())
             upstream = await open_upstream(admitted.url, headers, subprotocols, limits)
         except ProxyError as exc:
@@ -62,4 +64,4 @@ async def serve_websocket(
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
             await relay_frames(upstream, receive, send, limits, record)
     finally:
-        await proxy.calls.close(record)
+        await proxy.calls.close(call)

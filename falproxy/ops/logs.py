@@ -1,0 +1,127 @@
+"""Log lines: the access log (one line per call) and the format of every line we print.
+
+``FALPROXY_LOG_FORMAT=json`` makes every line falproxy and uvicorn print one JSON object
+(``ts``, ``level``, ``logger``, ``message``, and for an access line the event's fields),
+so a log shipper never has to parse a text prefix; ``text`` (the default) stays readable
+at a terminal. The older ``FALPROXY_ACCESS_LOG_FORMAT=json`` means the same.
+
+Nothing here ever sees a key: an event holds no URL query, header value or key by
+construction (:mod:`falproxy.core.events`), and the start-up line prints settings that
+are not secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from falproxy.config.settings import ProxyConfig
+from falproxy.core.events import ProxyEvent
+
+access_logger = logging.getLogger("falproxy.access")
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The LogRecord attributes this module attaches: the call's event, and extra fields.
+EVENT_ATTRIBUTE = "falproxy_event"
+FIELDS_ATTRIBUTE = "falproxy_fields"
+# Loggers falproxy configures for `falproxy serve`; anything else reaches the root handler.
+SERVED_LOGGERS = ("falproxy", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def json_logs(config: ProxyConfig) -> bool:
+    """Whether lines are JSON: ``log_format``, or the older ``access_log_format``."""
+    return config.log_format == "json" or config.access_log_format == "json"
+
+
+def event_json(event: ProxyEvent) -> str:
+    """The event as one JSON object; it holds no secret by construction (see above)."""
+    return json.dumps(event_fields(event), separators=(",", ":"), sort_keys=True)
+
+
+def event_fields(event: ProxyEvent) -> dict[str, Any]:
+    return {key: value for key, value in asdict(event).items() if value is not None}
+
+
+def event_summary(event: ProxyEvent) -> str:
+    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``."""
+    return (
+        f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
+        f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
+        f"ms={event.duration_seconds * 1000:.1f}"
+    )
+
+
+def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
+    """One access-log line per call.
+
+    The record carries the event, so :class:`JsonFormatter` writes its fields; handlers an
+    embedding application installs see a text line, or with ``json_format`` the event as
+    a JSON message, as before.
+    """
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    message = event_json(event) if json_format else event_summary(event)
+    access_logger.info("%s", message, extra={EVENT_ATTRIBUTE: event})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        event = getattr(record, EVENT_ATTRIBUTE, None)
+        if isinstance(event, ProxyEvent):
+            line["message"] = event_summary(event)
+            line.update(event_fields(event))
+        fields = getattr(record, FIELDS_ATTRIBUTE, None)
+        if isinstance(fields, dict):
+            line.update({k: v for k, v in fields.items() if k not in line})
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+def _timestamp(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+
+
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """``logging.config.dictConfig`` input for ``falproxy serve`` and its uvicorn workers.
+
+    uvicorn applies it in the parent and again in every worker it spawns, so the
+    formatter is named by import path. One handler on stderr; the root logger shares it,
+    so lines from libraries (aiohttp, asyncio) come out in the same format.
+    """
+    if log_format == "json":
+        formatter: dict[str, Any] = {"()": f"{__name__}.JsonFormatter"}
+    else:
+        formatter = {"format": TEXT_FORMAT}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "falproxy",
+        "stream": "ext://sys.stderr",
+    }
+    loggers = {
+        name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+        for name in SERVED_LOGGERS
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"falproxy": formatter},
+        "handlers": {"stderr": handler},
+        "loggers": loggers,
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+    }
