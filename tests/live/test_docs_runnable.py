@@ -4,7 +4,8 @@ A block marked ``<!-- runnable -->`` in README.md or docs/ is executed as writte
 environment a user would have (``FAL_KEY``) plus ``FALPROXY_UPSTREAMS`` pointing fal's hosts
 at the fake fal. When the block leaves an app behind (``app``, ``application`` or ``proxy``),
 the app is served on a loopback port (uvicorn for ASGI, Werkzeug's threaded server for WSGI)
-and one real call goes through it to the fake.
+and one real call goes through it to the fake. The call carries a ``session`` cookie, so a
+block that shows a cookie-based check of the app's own admits it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def test_runnable_block(block: Block) -> None:
                 f"{url}{route}",
                 headers={"x-fal-target-url": TARGET},
                 json={"prompt": "a lighthouse"},
+                cookies={"session": "docs"},
                 timeout=30,
             )
     finally:
