@@ -140,8 +140,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "jwt_secret": (
         "Identity and rate limits",
-        "HS256/384/512 secret (32 characters or more) for bearer JWTs. Exclusive with"
-        " `jwks_url`.",
+        "HS256/384/512 secret (32 characters or more) for bearer JWTs. Exclusive with `jwks_url`.",
     ),
     "jwks_url": (
         "Identity and rate limits",
@@ -156,8 +155,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "jwt_issuer": ("Identity and rate limits", "The `iss` claim a JWT must carry."),
     "allow_anonymous": (
         "Identity and rate limits",
-        "With authentication configured, let calls without a token through (limited by"
-        " address).",
+        "With authentication configured, let calls without a token through (limited by address).",
     ),
     "rate_limits": (
         "Identity and rate limits",
@@ -187,8 +185,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "cors_origins": (
         "Browsers",
-        "Origins (`scheme://host[:port]`, or `*`) allowed to call the proxy from another"
-        " origin.",
+        "Origins (`scheme://host[:port]`, or `*`) allowed to call the proxy from another origin.",
     ),
     "access_log_format": ("Logs and metrics", "Access-log lines as `text` or `json`."),
     "log_format": (

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from falproxy.core.types import Message, Scope, Send
 
-# Request headers fal's clients send through a proxy (fal-protocol.md section 13), plus
+# Request headers fal's clients send through a proxy (docs/fal-protocol.md §13), plus
 # Authorization for the sidecar's own bearer tokens. Any `x-fal-*` header is allowed too.
 ALLOWED_REQUEST_HEADERS = frozenset({"x-fal-target-url", "content-type", "authorization", "accept"})
 FAL_HEADER_PREFIX = "x-fal-"

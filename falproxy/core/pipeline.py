@@ -15,7 +15,7 @@ from falproxy.core.headers import TARGET_HEADER
 from falproxy.core.targets import Target, parse_target_header
 from falproxy.core.types import Scope
 
-# The methods fal's clients use (fal-protocol.md section 13); DELETE is harmless.
+# The methods fal's clients use (docs/fal-protocol.md §4); DELETE is harmless.
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 _ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 # Parsed targets are immutable, and a browser polls the same status URL every second:

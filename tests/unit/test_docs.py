@@ -27,6 +27,7 @@ from tests.support.markdown_blocks import (
     markdown_files,
 )
 
+
 def _blocks() -> list[Block]:
     """README and docs blocks; a broken page is reported by test_every_fence_is_closed."""
     try:

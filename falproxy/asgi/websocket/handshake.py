@@ -35,7 +35,7 @@ __all__ = [
     "read_ws_target",
 ]
 
-# fal's WebSocket hosts (fal-protocol.md section 1): realtime on fal.run, HTTP-over-WS on
+# fal's WebSocket hosts (docs/fal-protocol.md §2): realtime on fal.run, HTTP-over-WS on
 # ws.fal.run. REST and queue hosts serve no sockets, so a wss:// target there is refused.
 WS_HOSTS: Final = frozenset({"fal.run", "ws.fal.run"})
 # Where a browser puts the target, since it cannot set x-fal-target-url on a WebSocket.
