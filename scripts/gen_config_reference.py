@@ -282,6 +282,11 @@ def _default(value: object) -> str:
     return f"`{value}`"
 
 
+def _long_default(row: Setting) -> bool:
+    """Defaults too long for a table cell are listed under the tables instead."""
+    return isinstance(row.default, tuple) and len(row.default) > 2
+
+
 def render(rows: list[Setting]) -> str:
     """The Markdown page; ValueError names any setting with no meaning written here."""
     missing = [row.field for row in rows if MEANINGS.get(row.field, ("",))[0] not in SECTIONS]
@@ -301,8 +306,17 @@ def render(rows: list[Setting]) -> str:
             meaning = MEANINGS[row.field][1].replace("|", "\\|")
             if row.field in PENDING:
                 meaning = f"*Pending ({PENDING[row.field]}).* {meaning}"
-            lines.append(f"| {variable} | {key} | {_default(row.default)} | {meaning} |")
+            default = (
+                f"[listed below](#default-{row.field})"
+                if _long_default(row)
+                else _default(row.default)
+            )
+            lines.append(f"| {variable} | {key} | {default} | {meaning} |")
         lines.append("")
+    for row in rows:
+        if _long_default(row):
+            assert isinstance(row.default, tuple)
+            lines += [f"## Default: {row.field}", "", "```text", *row.default, "```", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
