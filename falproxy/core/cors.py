@@ -16,7 +16,7 @@ from falproxy.core.answers import Answer, RawHeaders
 
 logger = logging.getLogger("falproxy.cors")
 
-# Request headers fal's clients send through a proxy (docs/fal-protocol.md), plus
+# Request headers fal's clients send through a proxy (docs/fal-protocol.md §13), plus
 # Authorization for the sidecar's own bearer tokens. Any `x-fal-*` header is allowed too.
 ALLOWED_REQUEST_HEADERS = frozenset({"x-fal-target-url", "content-type", "authorization", "accept"})
 FAL_HEADER_PREFIX = "x-fal-"

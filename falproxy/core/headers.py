@@ -17,7 +17,7 @@ from falproxy._version import __version__
 
 Headers = list[tuple[bytes, bytes]]
 
-# Request headers forwarded to fal besides x-fal-* (fal-protocol.md section 4 and 13).
+# Request headers forwarded to fal besides x-fal-* (docs/fal-protocol.md §5).
 FORWARDED_REQUEST_HEADERS = frozenset(
     {b"content-type", b"accept", b"accept-encoding", b"user-agent", b"traceparent"}
 )

@@ -22,7 +22,7 @@ from falproxy.core.sockets import read_socket_target
 from falproxy.core.targets import Target, parse_target_header
 from falproxy.core.types import Scope
 
-# The methods fal's clients use (docs/fal-protocol.md); DELETE is harmless.
+# The methods fal's clients use (docs/fal-protocol.md §4); DELETE is harmless.
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 ALLOW_HEADER = {"allow": ", ".join(sorted(PROXIED_METHODS))}
 # Parsed targets are immutable, and a browser polls the same status URL every second:

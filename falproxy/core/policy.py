@@ -34,33 +34,33 @@ from falproxy.core.targets import Target, is_valid_segment
 
 __all__ = ["DEFAULT_ALLOWED_URLS", "TOKEN_PATH", "AppRef", "Policy", "app_id_of", "compile_glob"]
 
-# Node proxy defaults plus the REST calls the JS client needs (fal-protocol §12-13).
+# Node proxy defaults plus the REST calls the JS client needs (docs/fal-protocol.md §9, §10, §14).
 DEFAULT_ALLOWED_URLS: Final[tuple[str, ...]] = (
     "fal.run/**",
     "queue.fal.run/**",
     r"rest.fal.ai/storage/upload/initiate\?storage_type=fal-cdn-v3",
     r"rest.fal.ai/storage/upload/initiate-multipart\?storage_type=fal-cdn-v3",
-    # In the Node defaults, although the JS client sends multipart completion directly (§10).
+    # A Node default; the client sends multipart completion directly (docs/fal-protocol.md §10).
     r"rest.fal.ai/storage/upload/complete-multipart\?storage_type=fal-cdn-v3",
     "rest.fal.ai/tokens/",
 )
-# JWT minting (fal-protocol §9); the trailing slash is part of fal's route.
+# JWT minting (docs/fal-protocol.md §9); the trailing slash is part of fal's route.
 TOKEN_PATH: Final = "/tokens/"
-# The REST hosts that mint tokens (§1: rest.alpha.fal.ai is the old name).
+# The REST hosts that mint tokens (docs/fal-protocol.md §2: rest.alpha.fal.ai is the old name).
 TOKEN_HOSTS: Final = frozenset({"rest.fal.ai", "rest.alpha.fal.ai"})
-# Hosts whose paths start with an endpoint id (§1-2); REST hosts are not apps.
+# Hosts whose paths start with an endpoint id (docs/fal-protocol.md §2-3); REST hosts are not apps.
 APP_HOSTS: Final = frozenset({"fal.run", "ws.fal.run", "queue.fal.run"})
-# The queue host, whose status/result/cancel URLs drop the endpoint path (§2, §6).
+# The queue host, whose request URLs drop the endpoint path (docs/fal-protocol.md §3, §7).
 QUEUE_HOST: Final = "queue.fal.run"
-# Leading id segments that prefix owner/alias (§2).
+# Leading id segments that prefix owner/alias (docs/fal-protocol.md §3).
 NAMESPACES: Final = frozenset({"workflows", "comfy"})
-# Suffixes the clients append to an id for streaming and realtime on fal.run (§2, §7, §8).
+# Suffixes clients add to an id on fal.run: streaming, realtime (docs/fal-protocol.md §3, §8, §11).
 RUN_SUFFIXES: Final = frozenset({"stream", "realtime"})
-# What may follow ``requests/<rid>`` on the queue: result, status, status stream, cancel (§6.2-6.5).
+# After ``requests/<rid>``: result, status, status stream, cancel (docs/fal-protocol.md §7.2-7.5).
 QUEUE_REQUEST_TAILS: Final = frozenset({(), ("status",), ("status", "stream"), ("cancel",)})
 # A token request is a few hundred bytes; anything far larger is not one.
 MAX_TOKEN_BODY: Final = 64 * 1024
-# An ``allowed_apps`` entry: a fal alias such as "fast-lcm-diffusion" (§9).
+# An ``allowed_apps`` entry: a fal alias such as "fast-lcm-diffusion" (docs/fal-protocol.md §9).
 _ALIAS: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # One glob token: an escaped character, a run of stars, or any other single character.
 _GLOB_TOKEN: Final = re.compile(r"\\(.)|(\*+)|(.)", re.DOTALL)

@@ -15,7 +15,7 @@ from falproxy.core.errors import InvalidTarget, MissingTarget
 from falproxy.core.headers import CLIENT_PROXY_HEADER, FAL_HEADER_PREFIX, TARGET_HEADER
 from falproxy.core.targets import Target, parse_target_header
 
-# fal's WebSocket hosts (docs/fal-protocol.md): realtime on fal.run, HTTP-over-WS on
+# fal's WebSocket hosts (docs/fal-protocol.md §2): realtime on fal.run, HTTP-over-WS on
 # ws.fal.run. REST and queue hosts serve no sockets, so a wss:// target there is refused.
 WS_HOSTS: Final = frozenset({"fal.run", "ws.fal.run"})
 # Where a browser puts the target, since it cannot set x-fal-target-url on a WebSocket.

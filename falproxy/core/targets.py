@@ -28,11 +28,11 @@ __all__ = [
     "parse_target_header",
 ]
 
-# The fal hosts a browser may reach through the proxy (fal-protocol.md §1); nothing else, ever.
+# The fal hosts a browser may reach through the proxy (docs/fal-protocol.md §2); nothing else, ever.
 ALLOWED_HOSTS: Final = frozenset(
     {"fal.run", "queue.fal.run", "rest.fal.ai", "rest.alpha.fal.ai", "ws.fal.run"}
 )
-# TLS only: the key must never travel in clear text (the Node proxy accepts http://, §12).
+# TLS only: the key never travels in clear (the Node proxy takes http://, docs/fal-protocol.md §14).
 ALLOWED_SCHEMES: Final = frozenset({"https", "wss"})
 # The only port spelling accepted; RFC 3986 §3.2.3 lets the default port be omitted instead.
 DEFAULT_PORT: Final = "443"

@@ -18,7 +18,7 @@ from .storage import Storage
 from .tokens import TokenStore
 from .urls import self_base
 
-KEEPALIVE_SECONDS = 15.0  # fal's SSE keep-alive comment interval (protocol §6.3)
+KEEPALIVE_SECONDS = 15.0  # fal's SSE keep-alive comment interval (docs/fal-protocol.md §7.3)
 MIN_KEEPALIVE = 0.05
 
 

@@ -1,7 +1,7 @@
 """The fake's one error type and its JSON rendering.
 
-Handlers raise :class:`FakeError` with the exact body fal would send (§11 of the protocol
-notes); Starlette's own 404/405 are rendered the same way so every answer is JSON.
+Handlers raise :class:`FakeError` with the exact body fal would send (docs/fal-protocol.md
+§12); Starlette's own 404/405 are rendered the same way so every answer is JSON.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading model inputs the way fal does, and fal's validation error shape.
 
 Inputs arrive as a JSON object body, or as the query string for ``GET`` runs. Problems become
-:class:`InputError`, rendered as 422 ``{"detail": [{"loc", "msg", "type"}]}`` (protocol §11),
+:class:`InputError`, a 422 ``{"detail": [{"loc", "msg", "type"}]}`` (docs/fal-protocol.md §12),
 which the JS client turns into a ``ValidationError``.
 """
 
@@ -19,7 +19,7 @@ from .errors import FakeError, typed_error
 Input = dict[str, Any]
 
 RESERVED_QUERY_PARAMS = frozenset({"fal_jwt_token", "fal_webhook"})  # never model input
-TIMEOUT_HEADER = "x-fal-request-timeout"  # must be a number of seconds > 1 (protocol §4)
+TIMEOUT_HEADER = "x-fal-request-timeout"  # seconds, must be > 1 (docs/fal-protocol.md §5)
 
 
 class InputError(Exception):

@@ -1,4 +1,4 @@
-"""Deterministic fake model outputs: the image-model shape of protocol §14.
+"""Deterministic fake model outputs: the image-model shape (docs/fal-protocol.md §15).
 
 The same input always yields the same output (request ids aside), so tests can compare runs
 done directly and through a proxy. Every image ``url`` points at the fake's own PNG route.

@@ -1,4 +1,4 @@
-"""``queue.fal.run``: submit, status, status stream, result and cancel (protocol §6).
+"""``queue.fal.run``: submit, status, status stream, result and cancel (docs/fal-protocol.md §7).
 
 Submission uses the full endpoint id; the other calls address ``[namespace/]owner/alias`` only
 and answer 405 when the endpoint path is kept (as reported for fal). Every answer about a

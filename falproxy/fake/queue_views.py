@@ -1,4 +1,4 @@
-"""The JSON shapes of queue answers (protocol §6.1-6.3), kept apart from routing.
+"""The JSON shapes of queue answers (docs/fal-protocol.md §7.1-7.3), kept apart from routing.
 
 Status bodies carry only the keys their status defines, but always those: the Python client
 indexes ``queue_position`` (queued) and ``logs`` (running, completed) directly.

@@ -36,10 +36,10 @@ from .png import solid_png
 from .redact import safe_headers, safe_query
 
 JSON_SUBPROTOCOL: Final = "x-fake-json"
-# fal closes sessions without input after ~10 s (protocol §14). Not scaled by speed: a
+# fal closes sessions without input after ~10 s (docs/fal-protocol.md §11.1). Not scaled by speed: a
 # loaded test machine can take seconds to deliver a first input to a fresh socket.
 IDLE_SECONDS: Final = 10.0
-MAX_BUFFERING: Final = range(1, 61)  # both clients validate max_buffering to 1..60 (§8)
+MAX_BUFFERING: Final = range(1, 61)  # as the clients validate it (docs/fal-protocol.md §11.1)
 RESULT_SIDE: Final = 512
 TIMING_SECONDS: Final = 0.071
 MAX_SESSIONS: Final = 200  # recent sessions kept for introspection
@@ -47,7 +47,7 @@ UNAUTHORIZED: Final = {"status": "error", "error": "Unauthorized"}
 
 
 def fal_error(error: str, reason: str) -> dict[str, str]:
-    """fal's in-band error frame (§8)."""
+    """fal's in-band error frame (docs/fal-protocol.md §11.1)."""
     return {"type": "x-fal-error", "error": error, "reason": reason}
 
 

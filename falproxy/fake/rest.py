@@ -1,4 +1,4 @@
-"""``rest.fal.ai``: token minting and storage upload initiation (protocol §9, §10).
+"""``rest.fal.ai``: token minting and storage upload initiation (docs/fal-protocol.md §9, §10).
 
 Both need ``Authorization: Key``; tokens are never accepted here, so a minted JWT cannot mint
 more of itself. Upload URLs point back at the fake's ``/cdn`` routes.

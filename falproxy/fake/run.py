@@ -1,4 +1,4 @@
-"""``fal.run``: synchronous runs and ``/stream`` (protocol §5 and §7).
+"""``fal.run``: synchronous runs and ``/stream`` (docs/fal-protocol.md §6 and §8).
 
 A run validates its input, waits a short, speed-scaled moment and answers with the output or
 the scenario's error. ``/stream`` sends progress events then the full output as the last event,

@@ -1,4 +1,4 @@
-"""``GET …/requests/{id}/status/stream``: status changes as server-sent events (protocol §6.3).
+"""``GET …/requests/{id}/status/stream``: status changes as SSE (docs/fal-protocol.md §7.3).
 
 The current status goes out at once, then one event per change carrying only new log lines,
 a ``: keep-alive`` comment after each quiet keep-alive period, and the stream closes right

@@ -1,6 +1,6 @@
 """The fake's object store: pending uploads guarded by one-time tokens, and stored files.
 
-Mirrors the JS client's ``fal-cdn-v3`` flow (protocol §10): ``initiate`` hands out an upload
+Mirrors ``fal-cdn-v3`` uploads (docs/fal-protocol.md §10): ``initiate`` hands out an upload
 URL whose query token is the only credential, a single ``PUT`` or numbered part ``PUT``\\s plus
 ``complete`` fill it, and the file is then served from a ``file_url``. Tokens are consumed on
 success so a leaked upload URL cannot overwrite a finished file.

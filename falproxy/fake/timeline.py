@@ -13,7 +13,7 @@ from typing import Literal
 
 Status = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
 
-QUEUE_SECONDS = 1.0  # nominal time spent queued (fal-protocol §14)
+QUEUE_SECONDS = 1.0  # nominal time spent queued (docs/fal-protocol.md §15)
 SLOW_QUEUE_SECONDS = 5.0  # the ``fake/slow`` scenario's long queue
 LOG_INTERVAL = 0.25  # one log line every ~250 ms while running
 LOG_LINES = 6  # 6 x 250 ms = the nominal 1.5 s of IN_PROGRESS

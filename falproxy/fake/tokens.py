@@ -1,4 +1,4 @@
-"""Short-lived JWT-looking tokens, minted at ``POST rest.fal.ai/tokens/`` (protocol §9).
+"""Short-lived JWT-looking tokens, minted at ``POST rest.fal.ai/tokens/`` (docs/fal-protocol.md §9).
 
 A token lists app *aliases* and an expiry; ``fal.run`` and ``queue.fal.run`` accept it as
 ``?fal_jwt_token=`` for those aliases only. The fake remembers what it minted instead of

@@ -23,7 +23,7 @@ from falproxy.fake import create_fake_app
 from falproxy.ops.shutdown import chain_drain_on_exit_signals
 
 FAKE_PREFIX = "/_fake"
-# Where each fal host lives inside the fake (fal-protocol.md section 14).
+# Where each fal host lives inside the fake (docs/fal-protocol.md §15).
 FAKE_HOST_PATHS = {
     "fal.run": "/run",
     "queue.fal.run": "/queue",
