@@ -18,6 +18,7 @@ import uvicorn
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.fake import create_fake_app
+from tests.support.browser import browser, bundle  # noqa: F401 (shared fixtures)
 from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
 
 TEST_KEY = "test-key-id:test-key-secret"
