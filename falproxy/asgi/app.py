@@ -80,8 +80,8 @@ class FalProxy:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            routed = route_path(scope) in self._routes
-            await serve_websocket(self, scope, receive, send, routed=routed)
+            # serves_path, as for HTTP: inside a plain mount the socket's path is "/".
+            await serve_websocket(self, scope, receive, send, routed=self.serves_path(scope))
 
     async def aclose(self) -> None:
         """Close pooled upstream (and rate-limit storage) connections."""
