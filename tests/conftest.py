@@ -118,9 +118,10 @@ def fake_url() -> Iterator[str]:
 
 @pytest.fixture
 def fake(fake_url: str) -> Iterator[httpx.Client]:
-    """A client for the fake's introspection endpoints, with its state reset."""
+    """A client for the fake's introspection endpoints, its HTTP and realtime history reset."""
     with httpx.Client(base_url=fake_url) as client:
         client.post("/__fake__/reset").raise_for_status()
+        client.post("/__fake__/realtime/reset").raise_for_status()
         yield client
 
 

@@ -37,7 +37,14 @@ from tests.support.frontends import (
     FrontEnd,
     contract_env,
 )
-from tests.support.live import head, parse_response, raw_request
+from tests.support.live import (
+    JSON,
+    assert_no_key,
+    head,
+    parse_response,
+    raw_request,
+    target,
+)
 from tests.support.ws_helpers import (
     PNG_SIGNATURE,
     REALTIME,
@@ -46,7 +53,6 @@ from tests.support.ws_helpers import (
     realtime_stats,
     refusal,
     relay_url,
-    reset_realtime,
     unpack,
     wait_for,
     ws_base,
@@ -56,7 +62,6 @@ RUN = "https://fal.run/fal-ai/flux/dev"
 QUEUE = "https://queue.fal.run/fal-ai/flux/dev"
 ECHO = "https://fal.run/fake/echo"
 BEARER = {"authorization": f"Bearer {CONTRACT_TOKEN}"}
-JSON_TYPE = {"content-type": "application/json"}
 SSE_EVENTS, SSE_INTERVAL = 3, 0.4
 # A stalled body must be refused within the body timeout plus this much scheduling slack.
 STALL_SLACK = 4.0
@@ -101,31 +106,13 @@ def http(served: Served) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def fake(fake_url: str) -> Iterator[httpx.Client]:
-    """The fake's introspection endpoints, its HTTP and realtime history cleared."""
-    reset_realtime(fake_url)
-    with httpx.Client(base_url=fake_url, timeout=10) as client:
-        client.post("/__fake__/reset").raise_for_status()
-        yield client
-
-
 def stats(fake: httpx.Client) -> dict[str, Any]:
     answer: dict[str, Any] = fake.get("/__fake__/stats").json()
     return answer
 
 
-def target(url: str, **extra: str) -> dict[str, str]:
-    return {"x-fal-target-url": url, **JSON_TYPE, **extra}
-
-
-def assert_no_key(response: httpx.Response) -> None:
-    assert TEST_KEY_SECRET not in response.text
-    assert all(TEST_KEY_SECRET not in value for value in response.headers.values())
-
-
 def assert_json_detail(response: httpx.Response, status: int) -> str:
-    """A JSON refusal: the status, ``{"detail": <non-empty text>}``, never cached."""
+    """A JSON refusal: the status and ``{"detail": <non-empty text>}``, without the key."""
     assert response.status_code == status, response.text[:300]
     assert response.headers["content-type"].startswith("application/json")
     detail = response.json()["detail"]
@@ -256,7 +243,7 @@ REFUSALS = {
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusal(served: Served, http: httpx.Client, fake: httpx.Client, case: str) -> None:
     method, url, extra, body, status = REFUSALS[case]
-    headers = {**JSON_TYPE, **({"x-fal-target-url": url} if url else {}), **extra}
+    headers = {**JSON, **({"x-fal-target-url": url} if url else {}), **extra}
     if headers.get("authorization") == "":
         del headers["authorization"]
         http.headers.pop("authorization")

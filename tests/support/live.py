@@ -10,7 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
+import httpx
+
+from tests.conftest import TEST_KEY_SECRET
+
 ROUTE = "/api/fal/proxy"
+JSON = {"content-type": "application/json"}
 _EVENT = re.compile(r"app=(?P<app>\S+) status=(?P<status>\S+) outcome=(?P<outcome>\S+)")
 
 
@@ -150,3 +155,14 @@ def _dechunk(data: bytes) -> bytes:
             break
         out, data = out + data[:size], data[size + 2 :]
     return out
+
+
+def target(url: str, **extra: str) -> dict[str, str]:
+    """Headers of a JSON call to ``url`` through the proxy."""
+    return {"x-fal-target-url": url, **JSON, **extra}
+
+
+def assert_no_key(response: httpx.Response) -> None:
+    """The key is in neither the body nor any header of ``response``."""
+    assert TEST_KEY_SECRET not in response.text
+    assert all(TEST_KEY_SECRET not in value for value in response.headers.values())
