@@ -33,7 +33,6 @@ SERVERS: dict[str, list[str]] = {
         "--host",
         "127.0.0.1",
     ],
-    "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
     "django-uvicorn": [
         "uvicorn",
         "examples.django_project.asgi:application",
@@ -50,11 +49,13 @@ SERVERS: dict[str, list[str]] = {
     "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
 }
-# Not examples: the standalone server, for comparisons (it serves /healthz, not "/"), and
-# `falproxy serve` as its docs say (the console script; "--port" is appended).
+# Not in SERVERS: the standalone server, for comparisons (it serves /healthz, not "/");
+# `falproxy serve` as its docs say (the console script; "--port" is appended); the Starlette
+# example, whose plain mount answers at the route plus "/" (tests/contract knows its route).
 EXTRA_SERVERS = {
     "standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"],
     "falproxy-serve": ["falproxy", "serve", "--host", "127.0.0.1"],
+    "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
 }
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
