@@ -64,7 +64,7 @@ ECHO = "https://fal.run/fake/echo"
 BEARER = {"authorization": f"Bearer {CONTRACT_TOKEN}"}
 SSE_EVENTS, SSE_INTERVAL = 3, 0.4
 # A stalled body must be refused within the body timeout plus this much scheduling slack.
-STALL_SLACK = 4.0
+STALL_SLACK = 3.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,8 @@ def test_refusal(served: Served, http: httpx.Client, fake: httpx.Client, case: s
     assert_json_detail(response, status)
     if status == 405:
         assert "POST" in response.headers["allow"]
+    if status == 401:  # RFC 6750 section 3: the scheme the caller must use
+        assert response.headers["www-authenticate"].startswith("Bearer")
     assert stats(fake)["requests"] == 0, "a refused call reached fal"
 
 
