@@ -1,8 +1,8 @@
 """Every framework example, under every server its docs name, in front of the fake fal.
 
-WebSocket relay through FastAPI and Django ASGI is not tested here: the WebSocket relay
-is being built on another branch; the dispatcher and ``mount`` already route WebSocket
-scopes on the proxy route to ``FalProxy``.
+The WebSocket relay through FastAPI, Starlette and Django ASGI, and the rest of the
+contract every front end keeps (auth, limits, CORS, timeouts, ops endpoints), are in
+tests/contract.
 """
 
 from __future__ import annotations

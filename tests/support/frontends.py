@@ -37,10 +37,6 @@ class FrontEnd:
     no_websockets: str | None = None  # why the front end serves no WebSockets
     no_ops: str | None = None  # why it serves no /healthz, /readyz, /metrics
 
-    @property
-    def websocket_route(self) -> str:
-        return self.route
-
 
 FRONT_ENDS = (
     FrontEnd("serve", "falproxy-serve", ready_path="/healthz"),
