@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -38,7 +38,6 @@ from tests.support.frontends import (
     contract_env,
 )
 from tests.support.live import (
-    JSON,
     assert_no_key,
     head,
     parse_response,
@@ -228,30 +227,42 @@ def test_client_disconnect_closes_the_upstream_stream(
 
 # --- refusals: nothing reaches fal ----------------------------------------------------
 
+
+class Refusal(NamedTuple):
+    method: str
+    url: str | None  # the x-fal-target-url; None: the header is missing
+    body: bytes
+    status: int
+    content_type: str = "application/json"
+    signed_in: bool = True  # carries the bearer token
+
+
+TOO_LARGE = b'{"prompt": "' + b"x" * MAX_BODY_BYTES + b'"}'
 REFUSALS = {
-    # name: (method, target or None, extra headers, body, status)
-    "400-missing-target": ("POST", None, {}, b"{}", 400),
-    "412-bad-target": ("POST", "https://evil.example/fal-ai/flux/dev", {}, b"{}", 412),
-    "403-endpoint-not-allowed": ("POST", "https://fal.run/other-org/model", {}, b"{}", 403),
-    "405-method": ("PATCH", RUN, {}, b"{}", 405),
-    "413-too-large": ("POST", RUN, {}, b'{"prompt": "' + b"x" * MAX_BODY_BYTES + b'"}', 413),
-    "415-not-json": ("POST", RUN, {"content-type": "text/plain"}, b"a fox", 415),
-    "401-no-token": ("POST", RUN, {"authorization": ""}, b'{"prompt": "x"}', 401),
+    "400-missing-target": Refusal("POST", None, b"{}", 400),
+    "412-bad-target": Refusal("POST", "https://evil.example/fal-ai/flux/dev", b"{}", 412),
+    "403-endpoint-not-allowed": Refusal("POST", "https://fal.run/other-org/model", b"{}", 403),
+    "405-method": Refusal("PATCH", RUN, b"{}", 405),
+    "413-too-large": Refusal("POST", RUN, TOO_LARGE, 413),
+    "415-not-json": Refusal("POST", RUN, b"a fox", 415, content_type="text/plain"),
+    "401-no-token": Refusal("POST", RUN, b'{"prompt": "x"}', 401, signed_in=False),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_refusal(served: Served, http: httpx.Client, fake: httpx.Client, case: str) -> None:
-    method, url, extra, body, status = REFUSALS[case]
-    headers = {**JSON, **({"x-fal-target-url": url} if url else {}), **extra}
-    if headers.get("authorization") == "":
-        del headers["authorization"]
-        http.headers.pop("authorization")
-    response = http.request(method, served.route, headers=headers, content=body)
-    assert_json_detail(response, status)
-    if status == 405:
+def test_refusal(served: Served, fake: httpx.Client, case: str) -> None:
+    refusal = REFUSALS[case]
+    headers = {"content-type": refusal.content_type}
+    if refusal.url is not None:
+        headers["x-fal-target-url"] = refusal.url
+    if refusal.signed_in:
+        headers.update(BEARER)
+    url = served.url + served.route
+    response = httpx.request(refusal.method, url, headers=headers, content=refusal.body)
+    assert_json_detail(response, refusal.status)
+    if refusal.status == 405:
         assert "POST" in response.headers["allow"]
-    if status == 401:  # RFC 6750 section 3: the scheme the caller must use
+    if refusal.status == 401:  # RFC 6750 section 3: the scheme the caller must use
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert stats(fake)["requests"] == 0, "a refused call reached fal"
 
@@ -266,7 +277,7 @@ def test_429_with_a_limit_configured(
     assert_json_detail(second, 429)
     assert int(second.headers["retry-after"]) > 0
     assert second.headers["ratelimit-remaining"] == "0"
-    assert stats(fake)["requests"] == 1, "the limited call reached fal"
+    assert stats(fake)["requests"] == 1, "the refused call reached fal"
     # The limit covers its glob only: other apps still pass.
     assert http.post(served.route, headers=target(RUN), json={"prompt": "x"}).status_code == 200
 
