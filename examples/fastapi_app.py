@@ -1,5 +1,7 @@
 """FastAPI with the fal proxy; FAL_KEY and every FALPROXY_* setting come from the environment.
 
+``mount`` serves the proxy route (HTTP and WebSockets) and /healthz, /readyz and /metrics.
+
 uvicorn examples.fastapi_app:app
 """
 

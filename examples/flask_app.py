@@ -1,5 +1,7 @@
 """Flask with the fal proxy; FAL_KEY and every FALPROXY_* setting come from the environment.
 
+``register_fal_proxy`` serves the proxy route and /healthz, /readyz and /metrics.
+
 flask --app examples.flask_app run
 gunicorn --worker-class gthread --threads 4 examples.flask_app:app
 """

@@ -18,6 +18,7 @@ import uvicorn
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.fake import create_fake_app
+from tests.support.browser import browser, bundle  # noqa: F401 (shared fixtures)
 from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
 
 TEST_KEY = "test-key-id:test-key-secret"
@@ -117,9 +118,10 @@ def fake_url() -> Iterator[str]:
 
 @pytest.fixture
 def fake(fake_url: str) -> Iterator[httpx.Client]:
-    """A client for the fake's introspection endpoints, with its state reset."""
+    """A client for the fake's introspection endpoints, its HTTP and realtime history reset."""
     with httpx.Client(base_url=fake_url) as client:
         client.post("/__fake__/reset").raise_for_status()
+        client.post("/__fake__/realtime/reset").raise_for_status()
         yield client
 
 

@@ -1,7 +1,7 @@
 """ASGI entry point: ``uvicorn examples.django_project.asgi:application``.
 
-The proxy route goes to falproxy's ASGI core before Django, so bodies stream both ways
-and (where supported) WebSockets work; everything else is Django.
+The proxy route and /healthz, /readyz, /metrics go to falproxy's ASGI core before Django,
+so bodies stream both ways and WebSockets work; everything else is Django.
 """
 
 import os

@@ -1,11 +1,12 @@
-"""The proxy route (WSGI path; under ASGI, asgi.py serves it before Django) and a page."""
+"""The proxy route and /healthz, /readyz, /metrics (WSGI path; under ASGI, asgi.py serves
+them before Django), and a page."""
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from examples.page import page
 from falproxy import ProxyConfig
-from falproxy.integrations.django import fal_proxy_path
+from falproxy.integrations.django import fal_proxy_urls
 from falproxy.wsgi.proxy import SyncFalProxy
 
 proxy = SyncFalProxy(ProxyConfig.from_env())
@@ -16,6 +17,6 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    fal_proxy_path(proxy),
+    *fal_proxy_urls(proxy),
     path("", index),
 ]

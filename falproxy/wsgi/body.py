@@ -10,6 +10,7 @@ forwarded as if complete.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ from falproxy.core.lifecycle import CallRecord
 READ_CHUNK = 64 * 1024
 SHORT_BODY_DETAIL = "The request body ended before its Content-Length"
 DEADLINE_DETAIL = "The request body was not received within FALPROXY_BODY_DEADLINE"
+# A failed read that took this share of its allowed wait counts as timed out.
+TIMED_OUT = 0.9
+# Read this much before calling fal: a body that ends short within it is refused before
+# anything is forwarded (larger bodies stream, and a short one aborts the upstream call).
+PREFETCH_BYTES = 64 * 1024
 
 
 class Readable(Protocol):
@@ -69,13 +75,17 @@ def _read_one(body: Readable, size: int, clock: BodyClock, sock: socket.socket |
         raise RequestTimeout(DEADLINE_DETAIL, headers={"connection": "close"})
     if sock is not None:
         sock.settimeout(wait)
+    started = time.monotonic()
     try:
         return body.read(size)
-    except TimeoutError:
-        late = clock.next_wait(time.monotonic()) <= 0
-        detail = DEADLINE_DETAIL if late else None
-        raise RequestTimeout(detail, headers={"connection": "close"}) from None
-    except Exception:  # the server's own "client disconnected" (Werkzeug), a reset socket
+    except Exception as exc:
+        # Servers wrap a socket timeout in their own "client disconnected" error (Werkzeug),
+        # so a read that failed after waiting its whole allowance is a timeout whatever its
+        # type; anything sooner is the client stopping short (EOF, reset).
+        if isinstance(exc, TimeoutError) or time.monotonic() - started >= wait * TIMED_OUT:
+            late = clock.next_wait(time.monotonic()) <= 0
+            detail = DEADLINE_DETAIL if late else None
+            raise RequestTimeout(detail, headers={"connection": "close"}) from None
         raise BadRequest(SHORT_BODY_DETAIL, headers={"connection": "close"}) from None
 
 
@@ -85,3 +95,18 @@ def read_all(
 ) -> bytes:
     """The whole (small) body, for the token-minting request the proxy must inspect."""
     return b"".join(read_chunks(body, max_bytes, record, None, clock, sock))
+
+
+def prefetched(chunks: Iterator[bytes]) -> bytes | Iterator[bytes]:
+    """The whole body if it ends within :data:`PREFETCH_BYTES`, else an iterator over all of it.
+
+    Errors while prefetching (400, 408, 413) are raised here, before the upstream call.
+    """
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size >= PREFETCH_BYTES:
+            return itertools.chain(head, chunks)
+    return b"".join(head)

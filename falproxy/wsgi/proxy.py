@@ -34,7 +34,7 @@ from falproxy.ops.endpoints import OpsEndpoints
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.readiness import Readiness, ReadinessCheck
 from falproxy.ops.tracing import tracing_from_env
-from falproxy.wsgi.body import Readable, read_all, read_chunks
+from falproxy.wsgi.body import Readable, prefetched, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.environ import environ_scope
 from falproxy.wsgi.relay import (
@@ -164,7 +164,8 @@ class SyncFalProxy:
             return policed, len(policed)
         if plan.kind is BodyKind.NONE:
             return None, plan.length
-        return read_chunks(body, plan.max_bytes, record, plan.length, clock, sock), plan.length
+        chunks = read_chunks(body, plan.max_bytes, record, plan.length, clock, sock)
+        return prefetched(chunks), plan.length
 
 
 def _text_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

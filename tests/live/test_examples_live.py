@@ -1,8 +1,8 @@
 """Every framework example, under every server its docs name, in front of the fake fal.
 
-WebSocket relay through FastAPI and Django ASGI is not tested here: the WebSocket relay
-is being built on another branch; the dispatcher and ``mount`` already route WebSocket
-scopes on the proxy route to ``FalProxy``.
+The WebSocket relay through FastAPI, Starlette and Django ASGI, and the rest of the
+contract every front end keeps (auth, limits, CORS, timeouts, ops endpoints), are in
+tests/contract.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY_SECRET
-from tests.live.test_proxy_live import JSON, ROUTE, assert_no_key, target, wait_for
+from tests.live.test_proxy_live import wait_for
 from tests.support.examples_server import SERVERS, run_example
+from tests.support.live import JSON, ROUTE, assert_no_key, target
 
 # The live proxy tests' helpers: same route, same header and secret checks.
 

@@ -11,19 +11,8 @@ import httpx
 import pytest
 
 from falproxy import FalProxy
-from tests.conftest import TEST_KEY_SECRET, proxy_config, serve
-
-ROUTE = "/api/fal/proxy"
-JSON = {"content-type": "application/json"}
-
-
-def target(url: str, **extra: str) -> dict[str, str]:
-    return {"x-fal-target-url": url, **JSON, **extra}
-
-
-def assert_no_key(response: httpx.Response) -> None:
-    assert TEST_KEY_SECRET not in response.text
-    assert all(TEST_KEY_SECRET not in value for value in response.headers.values())
+from tests.conftest import proxy_config, serve
+from tests.support.live import JSON, ROUTE, assert_no_key, target
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:

@@ -39,6 +39,7 @@ from tests.support.ws_helpers import (
     pack,
     raw_handshake,
     realtime_stats,
+    refusal,
     relay_url,
     reset_realtime,
     unpack,
@@ -84,14 +85,6 @@ def proxy_with(fake_url: str) -> Iterator[Any]:
     yield start
     for manager in reversed(managers):
         manager.__exit__(None, None, None)
-
-
-def refusal(url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body of a handshake the server answered with HTTP."""
-    with pytest.raises(InvalidStatus) as info:
-        connect(url, **kwargs).close()
-    response = info.value.response
-    return response.status_code, json.loads(bytes(response.body))
 
 
 def assert_closed_with(ws: ClientConnection, code: int, reason: str | None = None) -> None:

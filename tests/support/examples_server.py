@@ -14,7 +14,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -25,6 +27,12 @@ GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
 # Every example, under every server its docs name: {name: argv after "python -m"}.
 SERVERS: dict[str, list[str]] = {
     "fastapi-uvicorn": ["uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"],
+    "fastapi-router-uvicorn": [
+        "uvicorn",
+        "examples.fastapi_router_app:app",
+        "--host",
+        "127.0.0.1",
+    ],
     "django-uvicorn": [
         "uvicorn",
         "examples.django_project.asgi:application",
@@ -41,8 +49,15 @@ SERVERS: dict[str, list[str]] = {
     "flask-run": ["flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
     "flask-gunicorn": ["gunicorn", *GTHREAD, "examples.flask_app:app"],
 }
-# Not an example: the standalone server, for comparisons (it serves /healthz, not "/").
-EXTRA_SERVERS = {"standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"]}
+# Not in SERVERS: the standalone server, for comparisons (it serves /healthz, not "/");
+# `falproxy serve` as its docs say (the console script; "--port" is appended); the Starlette
+# example, whose plain mount answers at the route plus "/" (tests/contract knows its route).
+EXTRA_SERVERS = {
+    "standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"],
+    "falproxy-serve": ["falproxy", "serve", "--host", "127.0.0.1"],
+    "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
+}
+FALPROXY = str(Path(sys.executable).parent / "falproxy")
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
 ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
 START_TIMEOUT = 30.0
@@ -56,7 +71,10 @@ def free_port() -> int:
 
 
 def argv(name: str, port: int) -> list[str]:
-    args = [sys.executable, "-m", *(SERVERS | EXTRA_SERVERS)[name]]
+    command = (SERVERS | EXTRA_SERVERS)[name]
+    if command[0] == "falproxy":
+        return [FALPROXY, *command[1:], "--port", str(port)]
+    args = [sys.executable, "-m", *command]
     if args[2] == "gunicorn":
         return [*args[:3], "--bind", f"127.0.0.1:{port}", *args[3:]]
     return [*args, "--port", str(port)]
@@ -70,9 +88,65 @@ def example_env(fake_url: str, **extra: str) -> dict[str, str]:
         FALPROXY_ALLOWED_ENDPOINTS=ALLOWED_ENDPOINTS,
         FALPROXY_UPSTREAM_TIMEOUT="10",
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    env.update(extra)  # may override the defaults above
     return env
+
+
+@dataclass
+class Running:
+    """A started server: its base URL and everything it has printed so far."""
+
+    name: str
+    url: str
+    output: IO[bytes]
+
+    def log(self) -> str:
+        """The server's stdout and stderr up to now."""
+        self.output.flush()
+        with open(self.output.name, "rb") as reader:
+            return reader.read().decode("utf-8", errors="replace")
+
+
+@contextmanager
+def start_server(
+    name: str,
+    fake_url: str,
+    *,
+    ready_path: str = "/",
+    output_sink: list[str] | None = None,
+    **extra_env: str,
+) -> Iterator[Running]:
+    """Start the server ``name`` (an example, or one of EXTRA_SERVERS); checks its output for
+    the key once it has stopped.
+
+    The server's whole output is appended to ``output_sink`` once it has stopped.
+    """
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix=f"falproxy-{name}-", suffix=".log") as output:
+        process = subprocess.Popen(
+            argv(name, port),
+            cwd=ROOT,
+            env=example_env(fake_url, **extra_env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        running = Running(name, f"http://127.0.0.1:{port}", output)
+        try:
+            _wait_until_up(process, running.url + ready_path, output)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            log = running.log()
+            if output_sink is not None:
+                output_sink.append(log)
+        assert TEST_KEY_SECRET not in log, f"{name} printed the fal key"
 
 
 @contextmanager
@@ -88,32 +162,10 @@ def run_example(
 
     The server's whole output is appended to ``output_sink`` once it has stopped.
     """
-    port = free_port()
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            argv(name, port),
-            cwd=ROOT,
-            env=example_env(fake_url, **extra_env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_until_up(process, url + ready_path, output)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            output.seek(0)
-            log = output.read().decode("utf-8", errors="replace")
-            if output_sink is not None:
-                output_sink.append(log)
-        assert TEST_KEY_SECRET not in log, f"{name} printed the fal key"
+    with start_server(
+        name, fake_url, ready_path=ready_path, output_sink=output_sink, **extra_env
+    ) as running:
+        yield running.url
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], url: str, output: object) -> None:
@@ -123,8 +175,13 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, output: object) -
             output.seek(0)  # type: ignore[attr-defined]
             raise RuntimeError(f"server exited: {output.read().decode()[-2000:]}")  # type: ignore[attr-defined]
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            status = httpx.get(url, timeout=2).status_code
+            if status == 200:
                 return
+            if status >= 500:  # up, but broken: no use waiting
+                output.seek(0)  # type: ignore[attr-defined]
+                log = output.read().decode()[-2000:]  # type: ignore[attr-defined]
+                raise RuntimeError(f"server answered {status} on {url}: {log}")
         except httpx.TransportError:
             pass
         time.sleep(0.1)

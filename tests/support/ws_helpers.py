@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import struct
@@ -13,6 +14,9 @@ from urllib.parse import quote
 
 import httpx
 import msgpack
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 ROUTE = "/api/fal/proxy"
 REALTIME = "wss://fal.run/fal-ai/fast-lcm-diffusion/realtime"
@@ -99,3 +103,11 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + body
+
+
+def refusal(url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a handshake the server answered with HTTP."""
+    with pytest.raises(InvalidStatus) as info:
+        connect(url, **kwargs).close()
+    response = info.value.response
+    return response.status_code, json.loads(bytes(response.body or b""))

@@ -1,0 +1,87 @@
+"""Every front end a user can pick, as the contract suite starts them, with one configuration.
+
+Each front end is a real server process started with its documented command
+(``examples_server.SERVERS`` / ``EXTRA_SERVERS``) and the same environment: the test key,
+every fal host mapped to the fake, an endpoint allow-list, bearer tokens, a rate limit that
+only one endpoint glob hits, a short body timeout, a small body cap and one CORS origin.
+A front end that cannot offer a feature says why, in ``no_websockets`` / ``no_ops``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.support.live import ROUTE
+
+CONTRACT_TOKEN = "contract-token"
+ALLOWED_ORIGIN = "https://app.example.com"
+OTHER_ORIGIN = "https://evil.example.com"
+MAX_BODY_BYTES = 8192
+BODY_TIMEOUT = 1.0
+# The only glob the rate limit covers; the fake serves any id outside ``fake/`` as its image model.
+LIMITED_APP = "fal-ai/limited/model"
+REALTIME_APP = "fal-ai/fast-lcm-diffusion"
+ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**"
+
+WSGI_NO_SOCKETS = "WSGI has no WebSockets"
+# uvicorn closes a connection as soon as the client half-closes it (its protocols do not
+# implement eof_received), so a short body can get no answer there: the guarantee left is
+# that the truncated request is never forwarded as if complete.
+UVICORN_EOF = "uvicorn closes the connection when the client half-closes it"
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """One way to serve the proxy: its server command, route and what it cannot do."""
+
+    name: str
+    server: str  # a key of SERVERS or EXTRA_SERVERS
+    ready_path: str = "/"
+    route: str = ROUTE
+    no_websockets: str | None = None  # why the front end serves no WebSockets
+    no_ops: str | None = None  # why it serves no /healthz, /readyz, /metrics
+    eof_closes: str | None = UVICORN_EOF  # why a half-closed request gets no answer
+    no_body_timeout: str | None = None  # why a stalled body is not the proxy's to time out
+
+
+FRONT_ENDS = (
+    FrontEnd("serve", "falproxy-serve", ready_path="/healthz"),
+    FrontEnd("fastapi-mount", "fastapi-uvicorn"),
+    FrontEnd(
+        "fastapi-router",
+        "fastapi-router-uvicorn",
+        no_websockets="fal_proxy_router adds an HTTP APIRouter route only; mount() relays sockets",
+    ),
+    FrontEnd(
+        "starlette-mount",
+        "starlette-uvicorn",
+        # A plain mount routes its own prefix: the bare route is a 307 to route + "/".
+        route=ROUTE + "/",
+        no_ops="a plain Starlette app.mount routes only its own prefix, so no /healthz",
+    ),
+    FrontEnd("django-asgi", "django-uvicorn"),
+    FrontEnd(
+        "django-view-asgi",
+        "django-uvicorn-view",
+        no_websockets="Django's ASGI handler refuses WebSockets; the urls.py view is HTTP only",
+        # Documented: under ASGI, serve the route with fal_proxy_asgi, which streams it.
+        no_body_timeout="Django's ASGI handler reads the whole body before any view runs",
+    ),
+    FrontEnd("django-view-wsgi", "django-gunicorn", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
+    FrontEnd("flask-gunicorn", "flask-gunicorn", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
+    FrontEnd("flask-run", "flask-run", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
+)
+# The front ends the official client runs against in a browser.
+BROWSER_FRONT_ENDS = frozenset({"serve", "fastapi-mount"})
+
+
+def contract_env(*cors_origins: str) -> dict[str, str]:
+    """The FALPROXY_* settings every front end gets (FAL_KEY and upstreams come with them)."""
+    return {
+        "FALPROXY_ALLOWED_ENDPOINTS": ALLOWED_ENDPOINTS,
+        "FALPROXY_AUTH_TOKENS": CONTRACT_TOKEN,
+        "FALPROXY_RATE_LIMIT": "1/minute fal-ai/limited/**",
+        "FALPROXY_BODY_TIMEOUT": f"{BODY_TIMEOUT:g}",
+        "FALPROXY_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        "FALPROXY_CORS_ORIGINS": ",".join((ALLOWED_ORIGIN, *cors_origins)),
+    }
