@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import anyio
 
 from falproxy.admission.pipeline import Admitted, Pipeline
-from falproxy.asgi.body import read_body, stream_body
+from falproxy.asgi.body import prefetch, read_body, stream_body
 from falproxy.asgi.relay_http import Body, UpstreamClient, build_request, relay_http
 from falproxy.asgi.responses import send_answer, with_cors
 from falproxy.asgi.websocket.session import serve_websocket
@@ -203,13 +203,19 @@ class FalProxy:
             done.set()
             return None, done, plan.length
         chunks = stream_body(receive, plan.max_bytes, clock)
-        return _counted(chunks, done, record), done, plan.length
+        head = await prefetch(chunks)
+        record.bytes_up = len(head.data)
+        if head.ended:  # the whole body: refused or sent whole, never forwarded short
+            done.set()
+            return head.data, done, len(head.data)
+        return _counted(head.data, chunks, done, record), done, plan.length
 
 
 async def _counted(
-    chunks: AsyncIterator[bytes], done: anyio.Event, record: CallRecord
+    first: bytes, chunks: AsyncIterator[bytes], done: anyio.Event, record: CallRecord
 ) -> AsyncIterator[bytes]:
     """Relay the body, counting it, and signal its end to the disconnect watcher."""
+    yield first
     async for chunk in chunks:
         record.bytes_up += len(chunk)
         yield chunk

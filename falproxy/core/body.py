@@ -106,12 +106,20 @@ class BodyClock:
     """The two bounds on reading a body: each chunk's wait, and the whole body's deadline.
 
     ``next_wait()`` is how long the next read may block; zero or less means the deadline
-    has passed and the reader must stop with 408.
+    has passed and the reader must stop with 408. A wait shorter than the chunk timeout is
+    bounded by the deadline, so if it runs out, the deadline is what ran out.
     """
 
     def __init__(self, chunk_timeout: float, deadline: float, now: float) -> None:
-        self._chunk_timeout = chunk_timeout
-        self._ends = now + deadline
+        self.chunk_timeout = chunk_timeout
+        self.ends = now + deadline
 
     def next_wait(self, now: float) -> float:
-        return min(self._chunk_timeout, self._ends - now)
+        return min(self.chunk_timeout, self.ends - now)
+
+    def timeout_detail(self, wait: float) -> str | None:
+        """The 408 detail when a wait of ``wait`` seconds ran out (None: the default one)."""
+        return DEADLINE_DETAIL if wait < self.chunk_timeout else None
+
+
+DEADLINE_DETAIL = "The request body was not received within FALPROXY_BODY_DEADLINE"

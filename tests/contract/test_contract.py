@@ -27,6 +27,7 @@ from tests.support.browser import BUNDLE_DIR, DevTools, needs_browser, page_app
 from tests.support.examples_server import Running, start_server
 from tests.support.frontends import (
     ALLOWED_ORIGIN,
+    BODY_DEADLINE,
     BODY_TIMEOUT,
     BROWSER_FRONT_ENDS,
     CONTRACT_TOKEN,
@@ -39,6 +40,7 @@ from tests.support.frontends import (
 )
 from tests.support.live import (
     assert_no_key,
+    drip_request,
     head,
     parse_response,
     raw_request,
@@ -318,6 +320,27 @@ def test_408_stalled_body(served: Served, fake: httpx.Client) -> None:
     assert_raw_refusal(raw, 408)
     assert time.monotonic() - started < BODY_TIMEOUT + STALL_SLACK
     # fal never got a whole body to act on (a streaming front end may have opened the call).
+    assert stats(fake)["submits"] == []
+
+
+def test_408_body_dripped_past_its_deadline(served: Served, fake: httpx.Client) -> None:
+    if served.front.no_body_timeout:
+        pytest.skip(served.front.no_body_timeout)
+    request = head(
+        "POST",
+        "https://queue.fal.run/fal-ai/flux/dev",
+        f"authorization: Bearer {CONTRACT_TOKEN}",
+        "content-type: application/json",
+        "content-length: 4000",  # under the contract's 8 KiB cap
+        "connection: close",
+        body=b"{",
+        route=served.route,
+    )
+    # One byte every 0.3 s never trips the 1 s chunk timeout; the 2 s deadline stops it.
+    raw, seconds = drip_request(served.url, request, interval=0.3, limit=BODY_DEADLINE + 4)
+    assert_raw_refusal(raw, 408)
+    assert "FALPROXY_BODY_DEADLINE" in json.loads(parse_response(raw)[2])["detail"]
+    assert BODY_DEADLINE - 0.5 < seconds < BODY_DEADLINE + STALL_SLACK
     assert stats(fake)["submits"] == []
 
 

@@ -18,6 +18,8 @@ ALLOWED_ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://evil.example.com"
 MAX_BODY_BYTES = 8192
 BODY_TIMEOUT = 1.0
+# A whole body must arrive within this, however steadily it drips.
+BODY_DEADLINE = 2.0
 # The only glob the rate limit covers; the fake serves any id outside ``fake/`` as its image model.
 LIMITED_APP = "fal-ai/limited/model"
 REALTIME_APP = "fal-ai/fast-lcm-diffusion"
@@ -82,6 +84,7 @@ def contract_env(*cors_origins: str) -> dict[str, str]:
         "FALPROXY_AUTH_TOKENS": CONTRACT_TOKEN,
         "FALPROXY_RATE_LIMIT": "1/minute fal-ai/limited/**",
         "FALPROXY_BODY_TIMEOUT": f"{BODY_TIMEOUT:g}",
+        "FALPROXY_BODY_DEADLINE": f"{BODY_DEADLINE:g}",
         "FALPROXY_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "FALPROXY_CORS_ORIGINS": ",".join((ALLOWED_ORIGIN, *cors_origins)),
     }

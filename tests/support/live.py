@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import socket
 import threading
 import time
@@ -98,6 +99,37 @@ def raw_request(
                 break
             received += chunk
     return received
+
+
+def drip_request(
+    base_url: str, head_bytes: bytes, *, interval: float, limit: float
+) -> tuple[bytes, float]:
+    """Send ``head_bytes``, then one body byte every ``interval`` until the server answers.
+
+    Returns what the server answered and how long after the head it did. Bounded: stops
+    dripping after ``limit`` seconds.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=limit) as sock:
+        sock.sendall(head_bytes)
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            readable, _, _ = select.select([sock], [], [], interval)
+            if readable:
+                break
+            with suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b" ")
+        answered = time.monotonic() - started
+        received = b""
+        while not _complete(received):
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received, answered
 
 
 def _complete(raw: bytes) -> bool:
