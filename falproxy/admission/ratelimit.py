@@ -75,30 +75,52 @@ class RateLimit:
         return f"{self.limit} {self.endpoints} per={self.per} cost={self.cost}"
 
 
+# The text form of one rule, shown whenever a rule cannot be read.
+RULE_FORM = (
+    "LIMIT [ENDPOINT_GLOB] [per=identity|address|global] [cost=N], "
+    "e.g. '60/minute' or '5/minute fal-ai/flux-pro/** cost=2'"
+)
+
+
 def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
-    """Rules in the text form above; ValueError names the bad rule."""
+    """Rules in the text form above; ValueError names the bad rule and the expected form."""
     rules = []
     for chunk in text.split(";"):
         words = chunk.split()
         if not words:
             continue
-        options: dict[str, str] = {}
-        endpoints = "**"
-        for word in words[1:]:
-            name, sep, value = word.partition("=")
-            if sep:
-                options[name] = value
-            else:
-                endpoints = word
         try:
-            cost = int(options.pop("cost", "1"))
-            per = options.pop("per", "identity")
-            if options:
-                raise ValueError(f"unknown option {next(iter(options))!r}")
-            rules.append(RateLimit(words[0], endpoints, per, cost))  # type: ignore[arg-type]
+            rules.append(_parse_rule(words))
         except ValueError as exc:
-            raise ValueError(f"bad rate limit {chunk.strip()!r}: {exc}") from None
+            # "60/minute, 5/minute x" is the most common slip: say how rules are separated.
+            hint = "; rules are separated by ';', not ','" if "," in chunk else ""
+            raise ValueError(
+                f"bad rate limit {chunk.strip()!r}: {exc} (expected {RULE_FORM}){hint}"
+            ) from None
     return tuple(rules)
+
+
+def _parse_rule(words: list[str]) -> RateLimit:
+    if "," in words[0]:
+        raise ValueError(f"{words[0]!r} is not one limit")
+    options: dict[str, str] = {}
+    globs = []
+    for word in words[1:]:
+        name, sep, value = word.partition("=")
+        if sep:
+            options[name] = value
+        else:
+            globs.append(word)
+    if len(globs) > 1:
+        raise ValueError(f"one endpoint glob per rule, got {' '.join(globs)!r}")
+    try:
+        cost = int(options.pop("cost", "1"))
+    except ValueError:
+        raise ValueError("cost must be a positive integer") from None
+    per = options.pop("per", "identity")
+    if options:
+        raise ValueError(f"unknown option {next(iter(options))!r}")
+    return RateLimit(words[0], globs[0] if globs else "**", per, cost)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ class                       status  when
 from __future__ import annotations
 
 import json
+import re
 
 
 class ProxyError(Exception):
@@ -127,3 +128,26 @@ class UpstreamTimeout(ProxyError):
 
 class ConfigError(Exception):
     """Invalid configuration found at start-up; its message is one safe line."""
+
+
+class InvalidSetting(ConfigError):
+    """One setting's value is wrong: ``setting`` is its field name, ``problem`` the rest.
+
+    Raised by the settings' own validation, which does not know where a value came from;
+    the configuration loader re-raises it as a :class:`ConfigError` that names what the
+    user actually wrote (``FALPROXY_BODY_TIMEOUT``, ``falproxy.toml: body_timeout``).
+    ``others`` are further settings the problem names by field name, relabelled the same way.
+    """
+
+    def __init__(self, setting: str, problem: str, *, others: tuple[str, ...] = ()) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.others = others
+        super().__init__(f"{setting} {problem}")
+
+    def label(self, labels: dict[str, str]) -> str:
+        """The message with every setting named as in ``labels`` (default: field name)."""
+        problem = self.problem
+        for other in self.others:
+            problem = re.sub(rf"\b{other}\b", labels.get(other, other), problem)
+        return f"{labels.get(self.setting, self.setting)} {problem}"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from falproxy._version import __version__
 from falproxy.asgi.app import FalProxy
-from falproxy.config.file import CONFIG_FILE_ENV, config_from_sources
+from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
 from falproxy.config.settings import ProxyConfig, parse_upstreams
 from falproxy.core.errors import ConfigError
 from falproxy.ops.shutdown import exit_zero_on_sigterm
@@ -134,7 +134,8 @@ def apply_serve_flags(
         env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    config = config_from_sources(env)
+    # Warnings are logged by the workers, once each, when they load the same settings.
+    config, _ = load_with_warnings(env)
     use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
     if use_fake:
         _prepare_fake(args, env)
@@ -179,16 +180,16 @@ def run_fake_command(args: argparse.Namespace) -> int:
 
 
 def check(config_file: str | None = None) -> int:
-    """Print the effective configuration as JSON, key masked; 1 when no key is set."""
+    """Print the effective configuration as JSON, secrets masked; 1 when no key is set."""
     env = dict(os.environ)
     if config_file:
         env[CONFIG_FILE_ENV] = config_file
-    config = config_from_sources(env)
+    config, warnings = load_with_warnings(env)
     report: dict[str, object] = {"config": config.describe()}
     if config.credential is None:
-        report["warnings"] = [NO_KEY_MESSAGE]
+        report["warnings"] = [*warnings, NO_KEY_MESSAGE]
     else:
-        report["warnings"] = FalProxy(config).startup_warnings()
+        report["warnings"] = [*warnings, *FalProxy(config).startup_warnings()]
     print(json.dumps(report, indent=2))
     return 0 if config.credential else 1
 
