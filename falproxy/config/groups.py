@@ -16,8 +16,6 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import limits
-
 from falproxy.admission.ratelimit import RateLimit
 from falproxy.core.client_address import parse_networks
 from falproxy.core.errors import InvalidSetting
@@ -180,7 +178,7 @@ class WebSocketLimits:
             _positive("ws_max_sockets", self.ws_max_sockets, integer=True)
         if self.ws_message_rate is not None:
             try:
-                limits.parse(self.ws_message_rate)
+                RateLimit(self.ws_message_rate)  # the rate syntax of FALPROXY_RATE_LIMIT
             except (ValueError, TypeError):
                 raise InvalidSetting(
                     "ws_message_rate",

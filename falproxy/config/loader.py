@@ -37,6 +37,11 @@ PREFIX = "FALPROXY_"
 FILE_KEY_ALIASES = {"fal_key": "credential"}
 KEY_VARIABLES = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")
 
+# Exit status of an embedding app whose configuration is wrong: gunicorn's arbiter stops on
+# it ("App failed to load") instead of restarting the worker forever; uvicorn, flask run and
+# Django pass it on. (`falproxy serve` itself exits 2, its usage-error status.)
+APP_LOAD_ERROR = 4
+
 Config = TypeVar("Config")
 _logged: set[str] = set()
 
@@ -101,10 +106,11 @@ def check_variables(env: Mapping[str, str], settings: Iterable[Setting]) -> None
 
 
 def _suggestion(word: str, known: Iterable[str]) -> str:
-    public = sorted(name for name in known if name not in INTERNAL_VARIABLES)
-    close = difflib.get_close_matches(word, public, n=1, cutoff=0.6)
+    # Compared without the shared prefix, which would make every name look close.
+    public = {name.removeprefix(PREFIX): name for name in known if name not in INTERNAL_VARIABLES}
+    close = difflib.get_close_matches(word.removeprefix(PREFIX), sorted(public), n=1, cutoff=0.6)
     if close:
-        return f": did you mean {close[0]}?"
+        return f": did you mean {public[close[0]]}?"
     return " (see `falproxy check` and the configuration reference for the known settings)"
 
 
@@ -187,6 +193,6 @@ def log_once(warnings: Iterable[str]) -> None:
 
 
 def exit_with(error: ConfigError) -> NoReturn:
-    """One line on stderr and exit status 2, as ``falproxy serve`` does on a bad setting."""
+    """The one line ``falproxy serve`` prints for a bad setting, then exit (see below)."""
     print(f"falproxy: error: {error}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+    raise SystemExit(APP_LOAD_ERROR)

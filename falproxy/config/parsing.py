@@ -62,11 +62,14 @@ def upstream_pairs(raw: str | list[str] | tuple[str, ...]) -> dict[str, str]:
     for item in items:
         host, sep, base = item.partition("=")
         if not sep or not host.strip() or not base.strip():
-            raise ValueError(f"expected HOST=BASE_URL, got {mask_url(item)!r}")
+            raise ValueError(f"must be HOST=BASE_URL pairs, got {mask_url(item)!r}")
         mapping[host.strip().lower()] = base.strip()
     return mapping
 
 
 def rate_rules(raw: str) -> tuple[RateLimit, ...]:
     """Rules separated by ``;`` (see :func:`falproxy.admission.ratelimit.parse_rate_limits`)."""
-    return parse_rate_limits(raw)
+    try:
+        return parse_rate_limits(raw)
+    except ValueError as exc:
+        raise ValueError(f"has a {exc}") from None

@@ -299,19 +299,21 @@ class ProxyConfig:
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> ProxyConfig:
-        """The configuration of an app that embeds the proxy, or one line and exit 2.
+        """The configuration of an app that embeds the proxy, or one line and exit 4.
 
         Reads the file named by ``FALPROXY_CONFIG`` (if any), then the environment, and
-        requires a fal key. A mistake prints ``falproxy: error: ...`` on stderr and raises
-        ``SystemExit(2)``, as ``falproxy serve`` does, instead of a traceback from the
-        module that builds the app at import time (uvicorn, gunicorn, ``flask run``).
+        requires a fal key (unless ``FALPROXY_FAKE_URL`` names a fake to call). A mistake
+        prints ``falproxy: error: ...`` on stderr, as ``falproxy serve`` does, and raises
+        ``SystemExit(4)`` (gunicorn then stops instead of restarting workers), instead of the traceback an exception raised while
+        uvicorn, gunicorn or ``flask run`` imports the app module would print.
         """
         try:
             env = os.environ if env is None else env
             path = env.get(loader.CONFIG_FILE_ENV, "").strip()
             base = loader.load_file(path, SETTINGS) if path else None
             config = cls.from_env(env, base=base)
-            config.require_credential()
+            if config.fake_url is None:
+                config.require_credential()
         except ConfigError as exc:
             loader.exit_with(exc)
         return config

@@ -22,7 +22,9 @@ def mask_url(url: str) -> str:
         _, at, rest = url.rpartition("@")
         return f"{MASK}@{rest}" if at else url
     if parts.username is None and parts.password is None:
-        return url
+        # No authority parsed ("user:pw@host" without a scheme): mask up to the last "@".
+        _, at, rest = url.rpartition("@")
+        return f"{MASK}@{rest}" if at else url
     user = MASK if parts.password is None else f"{parts.username or ''}:{MASK}"
     host = f"[{hostname}]" if hostname and ":" in hostname else hostname or ""
     netloc = f"{user}@{host}" + (f":{port}" if port else "")
