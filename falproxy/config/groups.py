@@ -110,12 +110,15 @@ class Routing:
         _strings("allowed_hosts", self.allowed_hosts)
         _positive("max_body_bytes", self.max_body_bytes, integer=True)
         _positive("max_token_expiration", self.max_token_expiration, integer=True)
-        try:
-            self.policy()
-        except (ValueError, TypeError) as exc:
-            raise InvalidSetting(
-                "allowed_urls", f"or allowed_endpoints is invalid: {exc}"
-            ) from None
+        # Compiled one list at a time, so the error names the list that is wrong.
+        for name, urls, endpoints in (
+            ("allowed_urls", self.allowed_urls, ()),
+            ("allowed_endpoints", self.allowed_urls, self.allowed_endpoints),
+        ):
+            try:
+                Policy(urls, endpoints, self.max_token_expiration)
+            except (ValueError, TypeError) as exc:
+                raise InvalidSetting(name, f"has an invalid pattern: {exc}") from None
         for host, base in self.upstreams.items():
             _check_upstream(host, base)
 

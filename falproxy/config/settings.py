@@ -304,8 +304,8 @@ class ProxyConfig:
         Reads the file named by ``FALPROXY_CONFIG`` (if any), then the environment, and
         requires a fal key (unless ``FALPROXY_FAKE_URL`` names a fake to call). A mistake
         prints ``falproxy: error: ...`` on stderr, as ``falproxy serve`` does, and raises
-        ``SystemExit(4)`` (gunicorn then stops instead of restarting workers), instead of the traceback an exception raised while
-        uvicorn, gunicorn or ``flask run`` imports the app module would print.
+        ``SystemExit(4)`` (gunicorn then stops instead of restarting workers), instead of
+        the traceback an exception would print while a server imports the app module.
         """
         try:
             env = os.environ if env is None else env

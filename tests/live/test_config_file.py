@@ -171,3 +171,27 @@ def test_serve_reads_the_file_in_its_workers_with_flags_over_env_over_file(
         base = f"http://127.0.0.1:{port}"
         assert httpx.post(f"{base}/from-flag", headers=run_echo, json={}).status_code == 200
         assert httpx.post(f"{base}/from-env", headers=run_echo, json={}).status_code == 404
+
+
+def test_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "body_timeout = -1\n")
+    with pytest.raises(ConfigError) as caught:
+        config_from_sources({"FALPROXY_CONFIG": str(path)})
+    assert str(caught.value) == f"{path}: body_timeout must be a positive number"
+    path = write(tmp_path, "rate_limit = '60/minute'\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown setting 'rate_limit': did you mean rate_limits\?"
+    ):
+        load_config_file(path)
+    path = write(tmp_path, 'rate_limits = ["60/minute", "5/minute fal-ai/** cost=2"]\n')
+    assert [str(rule) for rule in load_config_file(path)["rate_limits"]] == [  # type: ignore[attr-defined]
+        "60/minute ** per=identity cost=1",
+        "5/minute fal-ai/** per=identity cost=2",
+    ]
+
+
+def test_the_environment_is_named_when_it_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "body_timeout = 5\n")
+    env = {"FALPROXY_CONFIG": str(path), "FALPROXY_BODY_TIMEOUT": "0"}
+    with pytest.raises(ConfigError, match=r"^FALPROXY_BODY_TIMEOUT must be a positive number$"):
+        config_from_sources(env)

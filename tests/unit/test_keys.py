@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from falproxy import ConfigError, FalCredential
-from falproxy import ProxyConfig
+from falproxy import ConfigError, FalCredential, ProxyConfig
 from falproxy.config import SETTINGS
 from falproxy.config.loader import load
 from falproxy.core.keys import credential_from_env, key_shape_problem
