@@ -13,7 +13,6 @@ open with its defaults.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import sys
 import tomllib
@@ -106,6 +105,8 @@ def check_variables(env: Mapping[str, str], settings: Iterable[Setting]) -> None
 
 
 def _suggestion(word: str, known: Iterable[str]) -> str:
+    import difflib  # only on the error path
+
     # Compared without the shared prefix, which would make every name look close.
     public = {name.removeprefix(PREFIX): name for name in known if name not in INTERNAL_VARIABLES}
     close = difflib.get_close_matches(word.removeprefix(PREFIX), sorted(public), n=1, cutoff=0.6)
@@ -158,6 +159,8 @@ def from_mapping(
     for key, value in document.items():
         row = rows.get(FILE_KEY_ALIASES.get(key, key))
         if row is None:
+            import difflib  # only on the error path
+
             known = [*rows, *FILE_KEY_ALIASES]
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = (

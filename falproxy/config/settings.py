@@ -12,6 +12,7 @@ with one line instead of failing on the first request; nothing changes after con
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -397,6 +398,7 @@ def _normalising(init: Callable[..., None]) -> Callable[..., None]:
     names = [item.name for item in dataclasses.fields(ProxyConfig)]
     kinds = {row.name: row.value_kind for row in SETTINGS}
 
+    @functools.wraps(init)  # keeps the keyword signature for help() and IDEs
     def __init__(self: ProxyConfig, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(names):
             raise TypeError(f"ProxyConfig takes at most {len(names)} positional arguments")
@@ -413,7 +415,6 @@ def _normalising(init: Callable[..., None]) -> Callable[..., None]:
             },
         )
 
-    __init__.__doc__ = init.__doc__
     return __init__
 
 
