@@ -12,7 +12,7 @@ import pytest
 
 import falproxy
 from falproxy import DEFAULT_ALLOWED_URLS, ConfigError, FalCredential, ProxyConfig, RateLimit
-from falproxy.config import SETTINGS
+from falproxy.config import SETTINGS, loader
 from falproxy.core.redact import mask_url
 from falproxy.core.upstreams import UpstreamMap
 
@@ -251,8 +251,9 @@ def test_rate_rules_separated_by_commas_get_the_hint() -> None:
 
 
 def test_access_log_format_is_a_deprecated_alias_warned_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(loader, "_logged", set())  # as in a new process: nothing logged yet
     env = {"FALPROXY_ACCESS_LOG_FORMAT": "json"}
     with caplog.at_level(logging.WARNING, logger="falproxy.config"):
         first, second = ProxyConfig.from_env(env), ProxyConfig.from_env(env)
