@@ -20,6 +20,7 @@ from typing import Any
 
 from falproxy.admission.ratelimit import RateLimit
 from falproxy.config import groups, loader
+from falproxy.config.parsing import upstream_pairs
 from falproxy.config.table import (
     BOOLEAN,
     CREDENTIAL,
@@ -427,8 +428,6 @@ setattr(ProxyConfig, "__init__", _normalising(ProxyConfig.__init__))  # noqa: B0
 
 def parse_upstreams(variable: str, raw: str | list[str] | tuple[str, ...]) -> dict[str, str]:
     """``HOST=BASE_URL`` pairs from ``variable`` (``--upstream`` flags); one-line errors."""
-    from falproxy.config.parsing import upstream_pairs
-
     try:
         return upstream_pairs(raw)
     except ValueError as exc:

@@ -19,7 +19,7 @@ from falproxy._version import __version__
 from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
 from falproxy.config.settings import ProxyConfig, parse_upstreams
-from falproxy.core.errors import ConfigError
+from falproxy.core.errors import ConfigError, InvalidSetting
 from falproxy.ops.shutdown import exit_zero_on_sigterm
 from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
 
@@ -128,9 +128,11 @@ def apply_serve_flags(
     if args.config:
         env[CONFIG_FILE_ENV] = os.path.abspath(args.config)
     if args.route:
+        _check_flag("--route", route=args.route)
         env["FALPROXY_ROUTE"] = args.route
     if args.upstream:
         mapping = parse_upstreams("--upstream", args.upstream)
+        _check_flag("--upstream", upstreams=mapping)
         env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
@@ -145,6 +147,14 @@ def apply_serve_flags(
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
     build_app(config, fake_base=fake_base, fake_speed=speed)
     return config
+
+
+def _check_flag(flag: str, **setting: object) -> None:
+    """Validate a flag's value before it becomes a variable, so the error names the flag."""
+    try:
+        ProxyConfig(**setting)  # type: ignore[arg-type]
+    except InvalidSetting as exc:
+        raise ConfigError(exc.label(dict.fromkeys(setting, flag))) from None
 
 
 def _prepare_fake(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> None:

@@ -190,3 +190,18 @@ def test_upstream_credentials_are_masked_in_check_and_start_up_lines() -> None:
         _, stderr = process.communicate(timeout=10)
     assert "upstream mapped: fal.run -> http://user:****@127.0.0.1:1/run" in stderr
     assert "upstreampw" not in stderr
+
+
+def test_bad_flags_are_named_as_flags() -> None:
+    env = clean_env(FAL_KEY="id:secret")
+    port = str(free_port())
+    upstream = run(["serve", "--port", port, "--upstream", "fal.run=ftp://u:flagpw@h/x"], env)
+    assert upstream.returncode == 2
+    assert upstream.stderr.strip() == (
+        "falproxy: error: --upstream for fal.run must be an http(s) base URL, "
+        "got 'ftp://u:****@h/x'"
+    )
+    route = run(["serve", "--port", port, "--route", "fal"], env)
+    assert route.stderr.strip() == (
+        "falproxy: error: --route must be an absolute path such as /api/fal/proxy"
+    )
