@@ -30,7 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from falproxy.admission.ratelimit import RateLimit, RateLimiter
+from falproxy.admission.ratelimit import RateLimiter
+from falproxy.core.rate_rules import RateLimit
 
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 KEY = "bench-key-id:bench-key-secret"

@@ -13,7 +13,7 @@ from falproxy import FalProxy, ProxyConfig
 from falproxy.integrations.fastapi import mount
 
 app = FastAPI()
-proxy = mount(app, FalProxy(ProxyConfig.from_env()))
+proxy = mount(app, FalProxy(ProxyConfig.load()))
 
 
 @app.get("/", response_class=HTMLResponse)

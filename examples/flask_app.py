@@ -14,7 +14,7 @@ from falproxy.integrations.flask import register_fal_proxy
 from falproxy.wsgi.proxy import SyncFalProxy
 
 app = Flask(__name__)
-proxy = register_fal_proxy(app, SyncFalProxy(ProxyConfig.from_env()))
+proxy = register_fal_proxy(app, SyncFalProxy(ProxyConfig.load()))
 
 
 @app.get("/")

@@ -5,7 +5,6 @@ allow-list and adds the ``FAL_KEY`` that the browser must never hold.
 """
 
 from falproxy._version import __version__
-from falproxy.admission.ratelimit import RateLimit
 from falproxy.asgi.app import FalProxy
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import (
@@ -38,6 +37,7 @@ from falproxy.core.hooks import (
 )
 from falproxy.core.keys import FalCredential
 from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
+from falproxy.core.rate_rules import RateLimit
 from falproxy.core.targets import ALLOWED_HOSTS, Target, parse_target
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Write docs/reference/settings.md, the configuration reference, from the settings table.
 
 The set of settings, their environment variables, file keys and defaults come from
-``falproxy.config.settings``; only the one-line meanings live here, and a setting without
+``falproxy.config.SETTINGS``; only the one-line meanings live here, and a setting without
 one stops the script, so a new setting cannot ship undocumented. ``tests/unit/test_docs.py``
 fails when the committed reference differs from what this script writes.
 
@@ -10,9 +10,7 @@ Usage: python scripts/gen_config_reference.py [--check]
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,20 +20,12 @@ OUTPUT = ROOT / "docs" / "reference" / "settings.md"
 # Settings declared in the table whose behaviour another open issue is still building.
 # The lead empties an entry when the issue's work merges.
 PENDING: dict[str, str] = {
-    "body_deadline": "issue 12",
     "header_timeout": "issue 12",
-    "health_path": "issue 11",
-    "ready_path": "issue 11",
-    "metrics_path": "issue 11",
-    "metrics_token": "issue 12",
     "jwks_cache_seconds": "issue 12",
     "token_minting": "issue 12",
     "ipv6_prefix": "issue 12",
     "ws_message_rate": "issue 12",
     "ws_max_sockets": "issue 12",
-    "allowed_hosts": "issue 12",
-    "per_worker_limits": "issue 13",
-    "log_format": "issue 13",
     "fake_url": "issue 13",
 }
 
@@ -245,27 +235,11 @@ class Setting:
 
 
 def read_settings() -> list[Setting]:
-    """The settings table, in declaration order.
-
-    The only function that knows how falproxy.config spells its table (today the
-    ``ProxyConfig`` fields and the private ``_ENV_SETTINGS`` mapping); when the table becomes
-    public, only this function changes.
-    """
+    """The settings table (``falproxy.config.SETTINGS``), in declaration order."""
     sys.path.insert(0, str(ROOT))
-    from falproxy.config import settings
+    from falproxy.config import SETTINGS
 
-    variables: Mapping[str, tuple[str, object]] = settings._ENV_SETTINGS
-    rows = []
-    for field in dataclasses.fields(settings.ProxyConfig):
-        if field.default is not dataclasses.MISSING:
-            default: object = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        else:
-            default = None
-        variable = variables[field.name][0] if field.name in variables else None
-        rows.append(Setting(field.name, variable, default))
-    return rows
+    return [Setting(row.name, row.env, row.default) for row in SETTINGS]
 
 
 def _default(value: object) -> str:

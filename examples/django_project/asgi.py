@@ -14,7 +14,7 @@ from falproxy.integrations.django import fal_proxy_asgi
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
 
 django_application = get_asgi_application()
-application = fal_proxy_asgi(django_application, FalProxy(ProxyConfig.from_env()))
+application = fal_proxy_asgi(django_application, FalProxy(ProxyConfig.load()))
 # Without the dispatcher (``...asgi:django_application``), the urls.py view serves the
 # proxy: it streams responses too, but Django reads request bodies whole and refuses
 # WebSockets.

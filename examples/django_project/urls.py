@@ -9,7 +9,7 @@ from falproxy import ProxyConfig
 from falproxy.integrations.django import fal_proxy_urls
 from falproxy.wsgi.proxy import SyncFalProxy
 
-proxy = SyncFalProxy(ProxyConfig.from_env())
+proxy = SyncFalProxy(ProxyConfig.load())
 
 
 def index(request: HttpRequest) -> HttpResponse:

@@ -21,7 +21,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import limits
 import limits.errors
@@ -30,11 +29,10 @@ from limits.aio.strategies import FixedWindowRateLimiter
 
 from falproxy.core.errors import ConfigError, LimiterUnavailable, RateLimited
 from falproxy.core.policy import compile_glob
+from falproxy.core.rate_rules import Per, RateLimit
 
 logger = logging.getLogger("falproxy.admission.ratelimit")
 
-Per = Literal["identity", "address", "global"]
-PER_CHOICES: tuple[Per, ...] = ("identity", "address", "global")
 KEY_NAMESPACE = "falproxy"  # first part of every counter key
 # Redis key prefix; slowapi's Limiter uses limits' default "LIMITS", so a shared Redis
 # keeps the app's own counters and the proxy's apart.
@@ -42,53 +40,6 @@ REDIS_KEY_PREFIX = "FALPROXY"
 # A dead Redis must cost a call milliseconds, not the OS's TCP timeout.
 REDIS_SOCKET_TIMEOUT = 0.5
 
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """One declarative limit: ``RateLimit("20/minute", "fal-ai/flux/**", cost=2)``."""
-
-    limit: str
-    endpoints: str = "**"  # endpoint glob, as in allowed_endpoints
-    per: Per = "identity"
-    cost: int = 1
-
-    def __post_init__(self) -> None:
-        limits.parse(self.limit)  # ValueError for bad syntax
-        compile_glob(self.endpoints)
-        if self.per not in PER_CHOICES:
-            raise ValueError(f"per must be one of {', '.join(PER_CHOICES)}")
-        if isinstance(self.cost, bool) or self.cost < 1:
-            raise ValueError("cost must be a positive integer")
-
-    def __str__(self) -> str:
-        return f"{self.limit} {self.endpoints} per={self.per} cost={self.cost}"
-
-
-def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
-    """Rules in the text form above; ValueError names the bad rule."""
-    rules = []
-    for chunk in text.split(";"):
-        words = chunk.split()
-        if not words:
-            continue
-        options: dict[str, str] = {}
-        endpoints = "**"
-        for word in words[1:]:
-            name, sep, value = word.partition("=")
-            if sep:
-                options[name] = value
-            else:
-                endpoints = word
-        try:
-            cost = int(options.pop("cost", "1"))
-            per = options.pop("per", "identity")
-            if options:
-                raise ValueError(f"unknown option {next(iter(options))!r}")
-            rules.append(RateLimit(words[0], endpoints, per, cost))  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise ValueError(f"bad rate limit {chunk.strip()!r}: {exc}") from None
-    return tuple(rules)
 
 
 @dataclass(frozen=True, slots=True)

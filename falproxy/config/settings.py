@@ -1,24 +1,45 @@
-"""``ProxyConfig``: every setting of a proxy in one frozen value.
+"""``ProxyConfig``: every setting of a proxy in one frozen value, and the settings table.
 
-Build it in code, or with :meth:`ProxyConfig.from_env`, the only place in falproxy that
-reads ``os.environ``. Everything is validated here, at start-up, so a bad setting stops
-the process with one clear line instead of failing on the first request.
+Each field is declared once, with its environment variable, type, default and a one-line
+doc (:func:`~falproxy.config.table.setting`); :data:`SETTINGS` is that table, read by the
+environment and TOML loaders, by ``describe()`` and by the generated configuration
+reference. Build a config in code (lists are accepted where tuples are stored), or with
+:meth:`ProxyConfig.from_env`. Each group of settings is a small value that validates
+itself (:mod:`falproxy.config.groups`), so a bad setting stops the process at start-up
+with one line instead of failing on the first request; nothing changes after construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from falproxy.admission.ratelimit import RateLimit, parse_rate_limits
-from falproxy.config.checks import check_hook_settings, mask_url, parse_bool
+from falproxy.config import groups, loader
+from falproxy.config.parsing import upstream_pairs
+from falproxy.config.table import (
+    BOOLEAN,
+    CREDENTIAL,
+    HOOKS,
+    INTEGER,
+    LIST,
+    RATE_RULES,
+    SECONDS,
+    TEXT,
+    UPSTREAMS,
+    URL,
+    Setting,
+    setting,
+    settings_of,
+)
 from falproxy.core.errors import ConfigError
 from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
-from falproxy.core.keys import FalCredential, credential_from_env
+from falproxy.core.keys import FalCredential
 from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
-from falproxy.core.targets import ALLOWED_HOSTS
+from falproxy.core.rate_rules import RateLimit
 
 DEFAULT_ROUTE = "/api/fal/proxy"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # generous for data-URI inputs; uploads go direct
@@ -56,86 +77,213 @@ DEFAULT_METRICS_PATH = "/metrics"
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    """Settings of one proxy; immutable, validated on construction."""
+    """Settings of one proxy; immutable, validated on construction. Secrets stay out of repr."""
 
-    credential: FalCredential | None = None
-    route: str = DEFAULT_ROUTE
-    allowed_urls: tuple[str, ...] = DEFAULT_ALLOWED_URLS
-    allowed_endpoints: tuple[str, ...] = ()
-    upstreams: Mapping[str, str] = field(default_factory=dict)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
-    stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
-    max_token_expiration: int = DEFAULT_MAX_TOKEN_EXPIRATION
-    ws_max_message_bytes: int = DEFAULT_WS_MAX_MESSAGE_BYTES
-    ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
-    ws_ping_interval: float = DEFAULT_WS_PING_INTERVAL
-    ws_ping_timeout: float = DEFAULT_WS_PING_TIMEOUT
-    ws_max_queue: int = DEFAULT_WS_MAX_QUEUE
-    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
-    # Identity, limits, metrics, CORS and hooks (see hooks.py); secrets kept out of repr.
-    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
-    jwt_secret: str | None = field(default=None, repr=False)
-    jwks_url: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    allow_anonymous: bool = False
-    rate_limits: tuple[RateLimit, ...] = ()
-    redis_url: str | None = field(default=None, repr=False)
-    rate_limit_fail_open: bool = True
-    trusted_proxies: tuple[str, ...] = ()
-    cors_origins: tuple[str, ...] = ()
-    access_log_format: str = "text"
-    metrics: bool = True
-    authenticate: tuple[Authenticate, ...] = ()
-    before_request: tuple[BeforeRequest, ...] = ()
-    resolve_key: tuple[ResolveKey, ...] = ()
-    on_event: tuple[OnEvent, ...] = ()
-    body_timeout: float = DEFAULT_BODY_TIMEOUT
-    body_deadline: float = DEFAULT_BODY_DEADLINE
-    header_timeout: float = DEFAULT_HEADER_TIMEOUT
-    # Operational endpoints, and the bearer token /metrics requires when set.
-    health_path: str = DEFAULT_HEALTH_PATH
-    ready_path: str = DEFAULT_READY_PATH
-    metrics_path: str = DEFAULT_METRICS_PATH
-    metrics_token: str | None = field(default=None, repr=False)
-    jwks_cache_seconds: float = DEFAULT_JWKS_CACHE_SECONDS
-    token_minting: bool = True
-    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
-    # Per identity across its sockets: frames client->fal ("10/second"), and open sockets.
-    ws_message_rate: str | None = None
-    ws_max_sockets: int | None = None
-    # Host header values served; empty: loopback names when bound to loopback, else any.
-    allowed_hosts: tuple[str, ...] = ()
-    # In-memory rate limits with several workers count per worker; only on explicit request.
-    per_worker_limits: bool = False
-    # One format for every log line falproxy and uvicorn print: "text" or "json".
-    log_format: str = "text"
-    # A running fake fal (`falproxy fake`) to send every call to, with the fake's key.
-    fake_url: str | None = None
+    # The settings table, one declaration per setting: default, type, doc, variable, group.
+    # fmt: off
+    credential: FalCredential | None = setting(  # noqa: RUF009 (returns a dataclasses.field)
+        None, CREDENTIAL, "The fal key that calls are made with; never shown.",
+        env="FAL_KEY", group="credential", secret=True,
+    )
+    route: str = setting(
+        DEFAULT_ROUTE, TEXT, "The path the proxy answers on.",
+        env="FALPROXY_ROUTE", group="routing",
+    )
+    allowed_urls: tuple[str, ...] = setting(
+        DEFAULT_ALLOWED_URLS, LIST, "URL globs a target must match (host and path).",
+        env="FALPROXY_ALLOWED_URLS", group="routing",
+    )
+    allowed_endpoints: tuple[str, ...] = setting(
+        (), LIST, "fal app globs that may be called, e.g. fal-ai/flux/**; empty: all.",
+        env="FALPROXY_ALLOWED_ENDPOINTS", group="routing",
+    )
+    upstreams: Mapping[str, str] = setting(
+        {}, UPSTREAMS, "Send a fal host's calls to another base URL.",
+        env="FALPROXY_UPSTREAMS", group="routing",
+    )
+    max_body_bytes: int = setting(
+        DEFAULT_MAX_BODY_BYTES, INTEGER, "Largest request body accepted, in bytes.",
+        env="FALPROXY_MAX_BODY_BYTES", group="routing",
+    )
+    connect_timeout: float = setting(
+        DEFAULT_CONNECT_TIMEOUT, SECONDS, "Seconds to connect to fal.",
+        env="FALPROXY_CONNECT_TIMEOUT", group="timeouts",
+    )
+    upstream_timeout: float = setting(
+        DEFAULT_UPSTREAM_TIMEOUT, SECONDS, "Seconds to wait for fal's response headers.",
+        env="FALPROXY_UPSTREAM_TIMEOUT", group="timeouts",
+    )
+    stream_idle_timeout: float = setting(
+        DEFAULT_STREAM_IDLE_TIMEOUT, SECONDS, "Seconds a response stream may stay silent.",
+        env="FALPROXY_STREAM_IDLE_TIMEOUT", group="timeouts",
+    )
+    max_token_expiration: int = setting(
+        DEFAULT_MAX_TOKEN_EXPIRATION, INTEGER, "Longest lifetime of a minted realtime token, s.",
+        env="FALPROXY_MAX_TOKEN_EXPIRATION", group="routing",
+    )
+    ws_max_message_bytes: int = setting(
+        DEFAULT_WS_MAX_MESSAGE_BYTES, INTEGER, "Largest WebSocket message relayed, in bytes.",
+        env="FALPROXY_WS_MAX_MESSAGE_BYTES", group="websocket",
+    )
+    ws_idle_timeout: float = setting(
+        DEFAULT_WS_IDLE_TIMEOUT, SECONDS, "Seconds a relayed socket may go without a data frame.",
+        env="FALPROXY_WS_IDLE_TIMEOUT", group="websocket",
+    )
+    ws_ping_interval: float = setting(
+        DEFAULT_WS_PING_INTERVAL, SECONDS, "Seconds between keep-alive pings to fal.",
+        env="FALPROXY_WS_PING_INTERVAL", group="websocket",
+    )
+    ws_ping_timeout: float = setting(
+        DEFAULT_WS_PING_TIMEOUT, SECONDS, "Seconds a pong may take before fal counts as gone.",
+        env="FALPROXY_WS_PING_TIMEOUT", group="websocket",
+    )
+    ws_max_queue: int = setting(
+        DEFAULT_WS_MAX_QUEUE, INTEGER, "Frames from fal buffered before reading pauses.",
+        env="FALPROXY_WS_MAX_QUEUE", group="websocket",
+    )
+    shutdown_grace: float = setting(
+        DEFAULT_SHUTDOWN_GRACE, SECONDS, "Seconds open calls may finish after SIGTERM.",
+        env="FALPROXY_SHUTDOWN_GRACE", group="timeouts",
+    )
+    auth_tokens: tuple[str, ...] = setting(
+        (), LIST, "Static bearer tokens a caller may present.",
+        env="FALPROXY_AUTH_TOKENS", group="auth", secret=True,
+    )
+    jwt_secret: str | None = setting(
+        None, TEXT, "Shared secret of HS256 JWTs (32 characters or more).",
+        env="FALPROXY_JWT_SECRET", group="auth", secret=True,
+    )
+    jwks_url: str | None = setting(
+        None, URL, "JWKS URL of the identity provider whose JWTs are accepted.",
+        env="FALPROXY_JWKS_URL", group="auth",
+    )
+    jwt_audience: str | None = setting(
+        None, TEXT, "Required JWT audience (aud).",
+        env="FALPROXY_JWT_AUDIENCE", group="auth",
+    )
+    jwt_issuer: str | None = setting(
+        None, TEXT, "Required JWT issuer (iss).",
+        env="FALPROXY_JWT_ISSUER", group="auth",
+    )
+    allow_anonymous: bool = setting(
+        False, BOOLEAN, "Serve callers without an identity even when authentication is set.",
+        env="FALPROXY_ALLOW_ANONYMOUS", group="auth",
+    )
+    rate_limits: tuple[RateLimit, ...] = setting(
+        (), RATE_RULES, "Rate-limit rules separated by ';', e.g. '60/minute; 5/minute fal-ai/**'.",
+        env="FALPROXY_RATE_LIMIT", group="rate_limiting",
+    )
+    redis_url: str | None = setting(
+        None, URL, "Redis for rate-limit counters shared by workers and replicas.",
+        env="FALPROXY_REDIS_URL", group="rate_limiting", secret=True,
+    )
+    rate_limit_fail_open: bool = setting(
+        True, BOOLEAN, "Admit calls while the limit storage is down (false: answer 503).",
+        env="FALPROXY_RATE_LIMIT_FAIL_OPEN", group="rate_limiting",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (), LIST, "Proxy addresses/networks whose X-Forwarded-For is believed.",
+        env="FALPROXY_TRUSTED_PROXIES", group="rate_limiting",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (), LIST, "Browser origins allowed to call cross-origin ('*' for any).",
+        env="FALPROXY_CORS_ORIGINS", group="cors",
+    )
+    access_log_format: str = setting(
+        "text", TEXT, "Deprecated alias of FALPROXY_LOG_FORMAT.",
+        env="FALPROXY_ACCESS_LOG_FORMAT", group="operations",
+    )
+    metrics: bool = setting(
+        True, BOOLEAN, "Serve Prometheus metrics.",
+        env="FALPROXY_METRICS", group="operations",
+    )
+    authenticate: tuple[Authenticate, ...] = setting(
+        (), HOOKS, "Hooks that give a call an identity (code only).",
+        env=None, group="hooks",
+    )
+    before_request: tuple[BeforeRequest, ...] = setting(
+        (), HOOKS, "Hooks that may refuse or reply to a call (code only).",
+        env=None, group="hooks",
+    )
+    resolve_key: tuple[ResolveKey, ...] = setting(
+        (), HOOKS, "Hooks that choose the fal key of a call (code only).",
+        env=None, group="hooks",
+    )
+    on_event: tuple[OnEvent, ...] = setting(
+        (), HOOKS, "Hooks that receive each call's event (code only).",
+        env=None, group="hooks",
+    )
+    body_timeout: float = setting(
+        DEFAULT_BODY_TIMEOUT, SECONDS, "Seconds a client may pause between body chunks.",
+        env="FALPROXY_BODY_TIMEOUT", group="timeouts",
+    )
+    body_deadline: float = setting(
+        DEFAULT_BODY_DEADLINE, SECONDS, "Seconds a whole request body may take.",
+        env="FALPROXY_BODY_DEADLINE", group="timeouts",
+    )
+    header_timeout: float = setting(
+        DEFAULT_HEADER_TIMEOUT, SECONDS, "Seconds a request head may take to arrive.",
+        env="FALPROXY_HEADER_TIMEOUT", group="timeouts",
+    )
+    health_path: str = setting(
+        DEFAULT_HEALTH_PATH, TEXT, "Path of the liveness endpoint.",
+        env="FALPROXY_HEALTH_PATH", group="operations",
+    )
+    ready_path: str = setting(
+        DEFAULT_READY_PATH, TEXT, "Path of the readiness endpoint.",
+        env="FALPROXY_READY_PATH", group="operations",
+    )
+    metrics_path: str = setting(
+        DEFAULT_METRICS_PATH, TEXT, "Path of the Prometheus metrics endpoint.",
+        env="FALPROXY_METRICS_PATH", group="operations",
+    )
+    metrics_token: str | None = setting(
+        None, TEXT, "Bearer token required to read metrics.",
+        env="FALPROXY_METRICS_TOKEN", group="operations", secret=True,
+    )
+    jwks_cache_seconds: float = setting(
+        DEFAULT_JWKS_CACHE_SECONDS, SECONDS, "Seconds a key fetched from the JWKS URL is trusted.",
+        env="FALPROXY_JWKS_CACHE_SECONDS", group="auth",
+    )
+    token_minting: bool = setting(
+        True, BOOLEAN, "Mint short-lived realtime tokens for browsers (false: 403).",
+        env="FALPROXY_TOKEN_MINTING", group="auth",
+    )
+    ipv6_prefix: int = setting(
+        DEFAULT_IPV6_PREFIX, INTEGER, "Anonymous IPv6 callers share a budget per this prefix.",
+        env="FALPROXY_IPV6_PREFIX", group="rate_limiting",
+    )
+    ws_message_rate: str | None = setting(
+        None, TEXT, "Frames per identity from client to fal, across its sockets (10/second).",
+        env="FALPROXY_WS_MESSAGE_RATE", group="websocket",
+    )
+    ws_max_sockets: int | None = setting(
+        None, INTEGER, "Open sockets per identity.",
+        env="FALPROXY_WS_MAX_SOCKETS", group="websocket",
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (), LIST, "Host header values served; empty: loopback names when bound to loopback.",
+        env="FALPROXY_ALLOWED_HOSTS", group="routing",
+    )
+    per_worker_limits: bool = setting(
+        False, BOOLEAN, "Allow in-memory rate limits counted per worker with several workers.",
+        env="FALPROXY_PER_WORKER_LIMITS", group="rate_limiting",
+    )
+    log_format: str = setting(
+        "text", TEXT, "Format of every log line: text or json.",
+        env="FALPROXY_LOG_FORMAT", group="operations",
+    )
+    fake_url: str | None = setting(
+        None, URL, "A running fake fal (falproxy fake) to send every call to.",
+        env="FALPROXY_FAKE_URL", group="operations",
+    )
+    # fmt: on
 
     def __post_init__(self) -> None:
-        if not self.route.startswith("/") or "?" in self.route or "#" in self.route:
-            raise ConfigError("route must be an absolute path such as /api/fal/proxy")
-        _check_policy(self)
-        object.__setattr__(self, "upstreams", dict(self.upstreams))
-        for host, base in self.upstreams.items():
-            _check_upstream(host, base)
-        _check_positive("max_body_bytes", self.max_body_bytes)
-        _check_positive("max_token_expiration", self.max_token_expiration)
-        for name in _POSITIVE_SETTINGS:
-            _check_positive(name, getattr(self, name))
-        for name in ("health_path", "ready_path", "metrics_path"):
-            _check_path(name, getattr(self, name))
-        if not 1 <= self.ipv6_prefix <= 128 or isinstance(self.ipv6_prefix, bool):
-            raise ConfigError("ipv6_prefix must be a prefix length between 1 and 128")
-        if self.ws_max_sockets is not None:
-            _check_positive("ws_max_sockets", self.ws_max_sockets)
-        for name in _WS_POSITIVE_SETTINGS:
-            _check_positive(name, getattr(self, name))
-        _check_positive("shutdown_grace", self.shutdown_grace)
-        check_hook_settings(self)
+        # Each group validates itself; built here once so a bad value fails construction.
+        groups.check_credential(self.credential)
+        for group in _GROUPS:
+            groups.group_of(group, self)
 
     @classmethod
     def from_env(
@@ -144,17 +292,65 @@ class ProxyConfig:
         """Read ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``) and ``FALPROXY_*``.
 
         ``base`` holds settings from a configuration file; the environment overrides them.
+        Warnings (a deprecated variable, a key that is not ``id:secret``) are logged once.
         """
         env = os.environ if env is None else env
-        settings: dict[str, object] = {"credential": None, **(base or {})}
-        credential = credential_from_env(env)
-        if credential is not None:
-            settings["credential"] = credential
-        for name, (variable, parse) in _ENV_SETTINGS.items():
-            raw = env.get(variable)
-            if raw is not None and raw.strip():
-                settings[name] = parse(variable, raw)
-        return cls(**settings)  # type: ignore[arg-type]
+        config, warnings = loader.load(env, base=base, settings=SETTINGS, build=cls)
+        loader.log_once(warnings)
+        return config
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> ProxyConfig:
+        """The configuration of an app that embeds the proxy, or one line and exit 4.
+
+        Reads the file named by ``FALPROXY_CONFIG`` (if any), then the environment, and
+        requires a fal key (unless ``FALPROXY_FAKE_URL`` names a fake to call). A mistake
+        prints ``falproxy: error: ...`` on stderr, as ``falproxy serve`` does, and raises
+        ``SystemExit(4)`` (gunicorn then stops instead of restarting workers), instead of
+        the traceback an exception would print while a server imports the app module.
+        """
+        try:
+            env = os.environ if env is None else env
+            path = env.get(loader.CONFIG_FILE_ENV, "").strip()
+            base = loader.load_file(path, SETTINGS) if path else None
+            config = cls.from_env(env, base=base)
+            if config.fake_url is None:
+                config.require_credential()
+        except ConfigError as exc:
+            loader.exit_with(exc)
+        return config
+
+    @property
+    def routing(self) -> groups.Routing:
+        return groups.group_of(groups.Routing, self)
+
+    @property
+    def timeouts(self) -> groups.Timeouts:
+        return groups.group_of(groups.Timeouts, self)
+
+    @property
+    def websocket(self) -> groups.WebSocketLimits:
+        return groups.group_of(groups.WebSocketLimits, self)
+
+    @property
+    def rate_limiting(self) -> groups.RateLimiting:
+        return groups.group_of(groups.RateLimiting, self)
+
+    @property
+    def auth(self) -> groups.Auth:
+        return groups.group_of(groups.Auth, self)
+
+    @property
+    def cors(self) -> groups.Cors:
+        return groups.group_of(groups.Cors, self)
+
+    @property
+    def operations(self) -> groups.Operations:
+        return groups.group_of(groups.Operations, self)
+
+    @property
+    def hooks(self) -> groups.Hooks:
+        return groups.group_of(groups.Hooks, self)
 
     def policy(self) -> Policy:
         """The compiled allow-lists of this configuration (validated at construction)."""
@@ -163,182 +359,76 @@ class ProxyConfig:
     def require_credential(self) -> FalCredential:
         """The fal key, or the start-up error that names both ways to set it."""
         if self.credential is None:
-            raise ConfigError("no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)")
+            raise ConfigError(NO_KEY_MESSAGE)
         return self.credential
 
     def describe(self) -> dict[str, object]:
-        """The effective settings for display, with the key masked."""
-        return {
-            "credential": self.credential.masked() if self.credential else None,
-            "route": self.route,
-            "allowed_urls": list(self.allowed_urls),
-            "allowed_endpoints": list(self.allowed_endpoints) or "all (no endpoint allow-list)",
-            "upstreams": dict(self.upstreams),
-            "max_body_bytes": self.max_body_bytes,
-            "max_token_expiration": self.max_token_expiration,
-            **{name: getattr(self, name) for name in _WS_POSITIVE_SETTINGS},
-            "shutdown_grace": self.shutdown_grace,
-            "auth_tokens": f"{len(self.auth_tokens)} token(s)" if self.auth_tokens else None,
-            "jwt": "shared secret ****" if self.jwt_secret else self.jwks_url,
-            "allow_anonymous": self.allow_anonymous,
-            "rate_limits": [str(rule) for rule in self.rate_limits],
-            "redis_url": mask_url(self.redis_url) if self.redis_url else None,
-            "rate_limit_fail_open": self.rate_limit_fail_open,
-            "trusted_proxies": list(self.trusted_proxies),
-            "cors_origins": list(self.cors_origins),
-            "access_log_format": self.access_log_format,
-            "metrics": self.metrics,
-            "hooks": {
-                kind: len(getattr(self, kind))
-                for kind in ("authenticate", "before_request", "resolve_key", "on_event")
+        """The effective settings for display: secrets and URL credentials masked."""
+        return {row.name: row.show(getattr(self, row.name)) for row in SETTINGS}
+
+    def __repr__(self) -> str:
+        """The settings that differ from their defaults, masked as in :meth:`describe`."""
+        changed = (
+            f"{row.name}={row.show(getattr(self, row.name))!r}"
+            for row in SETTINGS
+            if getattr(self, row.name) != row.default
+        )
+        return f"ProxyConfig({', '.join(changed)})"
+
+
+NO_KEY_MESSAGE = "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)"
+_GROUPS = (
+    groups.Routing,
+    groups.Timeouts,
+    groups.WebSocketLimits,
+    groups.RateLimiting,
+    groups.Auth,
+    groups.Cors,
+    groups.Operations,
+    groups.Hooks,
+)
+
+
+def _normalising(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap the dataclass ``__init__``: values given in code take their stored form first.
+
+    ``ProxyConfig(cors_origins=["https://a"])`` stores a tuple, ``upstreams`` a read-only
+    mapping, a key string a ``FalCredential``: converted before the frozen instance is
+    built, so nothing is ever changed after construction.
+    """
+    names = [item.name for item in dataclasses.fields(ProxyConfig)]
+    kinds = {row.name: row.value_kind for row in SETTINGS}
+
+    @functools.wraps(init)  # keeps the keyword signature for help() and IDEs
+    def __init__(self: ProxyConfig, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(names):
+            raise TypeError(f"ProxyConfig takes at most {len(names)} positional arguments")
+        values = dict(zip(names, args, strict=False))
+        for name, value in kwargs.items():
+            if name in values:
+                raise TypeError(f"ProxyConfig got multiple values for argument {name!r}")
+            values[name] = value
+        init(
+            self,
+            **{
+                name: value if name not in kinds else kinds[name].normalise(name, value)
+                for name, value in values.items()
             },
-            **{name: getattr(self, name) for name in _POSITIVE_SETTINGS},
-            "health_path": self.health_path,
-            "ready_path": self.ready_path,
-            "metrics_path": self.metrics_path,
-            "metrics_token": "****" if self.metrics_token else None,
-            "token_minting": self.token_minting,
-            "ipv6_prefix": self.ipv6_prefix,
-            "ws_message_rate": self.ws_message_rate,
-            "ws_max_sockets": self.ws_max_sockets,
-            "allowed_hosts": list(self.allowed_hosts),
-            "per_worker_limits": self.per_worker_limits,
-            "log_format": self.log_format,
-            "fake_url": self.fake_url,
-        }
+        )
+
+    return __init__
 
 
-def _check_path(name: str, path: str) -> None:
-    if not path.startswith("/") or "?" in path or "#" in path:
-        raise ConfigError(f"{name} must be an absolute path such as /healthz")
-
-
-def _check_policy(config: ProxyConfig) -> None:
-    try:
-        config.policy()
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid allow-list: {exc}") from None
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number")
-
-
-def _check_upstream(host: str, base: str) -> None:
-    if host not in ALLOWED_HOSTS:
-        known = ", ".join(sorted(ALLOWED_HOSTS))
-        raise ConfigError(f"upstream mapping for unknown host {host!r} (known: {known})")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"upstream for {host} must be an http(s) base URL, got {base!r}")
-    if parts.query or parts.fragment or base.endswith("/"):
-        raise ConfigError(f"upstream for {host} must have no query, fragment or trailing slash")
-
-
-def parse_list(variable: str, raw: str) -> tuple[str, ...]:
-    """A comma-separated list; blanks dropped."""
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+# The settings table: one row per ProxyConfig field (see falproxy.config.table.Setting).
+SETTINGS: tuple[Setting, ...] = settings_of(
+    ProxyConfig, {"log_format": ("FALPROXY_ACCESS_LOG_FORMAT",)}
+)
+setattr(ProxyConfig, "__init__", _normalising(ProxyConfig.__init__))  # noqa: B010
 
 
 def parse_upstreams(variable: str, raw: str | list[str] | tuple[str, ...]) -> dict[str, str]:
-    """``HOST=BASE_URL`` pairs, comma-separated (or already split, from the CLI)."""
-    items = parse_list(variable, raw) if isinstance(raw, str) else tuple(raw)
-    mapping: dict[str, str] = {}
-    for item in items:
-        host, sep, base = item.partition("=")
-        if not sep or not host.strip() or not base.strip():
-            raise ConfigError(f"{variable}: expected HOST=BASE_URL, got {item!r}")
-        mapping[host.strip().lower()] = base.strip()
-    return mapping
-
-
-def _parse_int(variable: str, raw: str) -> int:
+    """``HOST=BASE_URL`` pairs from ``variable`` (``--upstream`` flags); one-line errors."""
     try:
-        return int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{variable} must be an integer") from None
-
-
-def _parse_seconds(variable: str, raw: str) -> float:
-    try:
-        return float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{variable} must be a number of seconds") from None
-
-
-def _parse_route(variable: str, raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_rate_limits(variable: str, raw: str) -> tuple[RateLimit, ...]:
-    try:
-        return parse_rate_limits(raw)
+        return upstream_pairs(raw)
     except ValueError as exc:
         raise ConfigError(f"{variable}: {exc}") from None
-
-
-_ENV_SETTINGS = {
-    "route": ("FALPROXY_ROUTE", _parse_route),
-    "allowed_urls": ("FALPROXY_ALLOWED_URLS", parse_list),
-    "allowed_endpoints": ("FALPROXY_ALLOWED_ENDPOINTS", parse_list),
-    "upstreams": ("FALPROXY_UPSTREAMS", parse_upstreams),
-    "max_body_bytes": ("FALPROXY_MAX_BODY_BYTES", _parse_int),
-    "connect_timeout": ("FALPROXY_CONNECT_TIMEOUT", _parse_seconds),
-    "upstream_timeout": ("FALPROXY_UPSTREAM_TIMEOUT", _parse_seconds),
-    "stream_idle_timeout": ("FALPROXY_STREAM_IDLE_TIMEOUT", _parse_seconds),
-    "max_token_expiration": ("FALPROXY_MAX_TOKEN_EXPIRATION", _parse_int),
-    "ws_max_message_bytes": ("FALPROXY_WS_MAX_MESSAGE_BYTES", _parse_int),
-    "ws_idle_timeout": ("FALPROXY_WS_IDLE_TIMEOUT", _parse_seconds),
-    "ws_ping_interval": ("FALPROXY_WS_PING_INTERVAL", _parse_seconds),
-    "ws_ping_timeout": ("FALPROXY_WS_PING_TIMEOUT", _parse_seconds),
-    "ws_max_queue": ("FALPROXY_WS_MAX_QUEUE", _parse_int),
-    "shutdown_grace": ("FALPROXY_SHUTDOWN_GRACE", _parse_seconds),
-    "auth_tokens": ("FALPROXY_AUTH_TOKENS", parse_list),
-    "jwt_secret": ("FALPROXY_JWT_SECRET", _parse_route),
-    "jwks_url": ("FALPROXY_JWKS_URL", _parse_route),
-    "jwt_audience": ("FALPROXY_JWT_AUDIENCE", _parse_route),
-    "jwt_issuer": ("FALPROXY_JWT_ISSUER", _parse_route),
-    "allow_anonymous": ("FALPROXY_ALLOW_ANONYMOUS", parse_bool),
-    "rate_limits": ("FALPROXY_RATE_LIMIT", _parse_rate_limits),
-    "redis_url": ("FALPROXY_REDIS_URL", _parse_route),
-    "rate_limit_fail_open": ("FALPROXY_RATE_LIMIT_FAIL_OPEN", parse_bool),
-    "trusted_proxies": ("FALPROXY_TRUSTED_PROXIES", parse_list),
-    "cors_origins": ("FALPROXY_CORS_ORIGINS", parse_list),
-    "access_log_format": ("FALPROXY_ACCESS_LOG_FORMAT", _parse_route),
-    "metrics": ("FALPROXY_METRICS", parse_bool),
-    "body_timeout": ("FALPROXY_BODY_TIMEOUT", _parse_seconds),
-    "body_deadline": ("FALPROXY_BODY_DEADLINE", _parse_seconds),
-    "header_timeout": ("FALPROXY_HEADER_TIMEOUT", _parse_seconds),
-    "health_path": ("FALPROXY_HEALTH_PATH", _parse_route),
-    "ready_path": ("FALPROXY_READY_PATH", _parse_route),
-    "metrics_path": ("FALPROXY_METRICS_PATH", _parse_route),
-    "metrics_token": ("FALPROXY_METRICS_TOKEN", _parse_route),
-    "jwks_cache_seconds": ("FALPROXY_JWKS_CACHE_SECONDS", _parse_seconds),
-    "token_minting": ("FALPROXY_TOKEN_MINTING", parse_bool),
-    "ipv6_prefix": ("FALPROXY_IPV6_PREFIX", _parse_int),
-    "ws_message_rate": ("FALPROXY_WS_MESSAGE_RATE", _parse_route),
-    "ws_max_sockets": ("FALPROXY_WS_MAX_SOCKETS", _parse_int),
-    "allowed_hosts": ("FALPROXY_ALLOWED_HOSTS", parse_list),
-    "per_worker_limits": ("FALPROXY_PER_WORKER_LIMITS", parse_bool),
-    "log_format": ("FALPROXY_LOG_FORMAT", _parse_route),
-    "fake_url": ("FALPROXY_FAKE_URL", _parse_route),
-}
-# Timeouts and sizes that must be positive.
-_POSITIVE_SETTINGS = (
-    "connect_timeout",
-    "upstream_timeout",
-    "stream_idle_timeout",
-    "body_timeout",
-    "body_deadline",
-    "header_timeout",
-    "jwks_cache_seconds",
-)
-# The WebSocket relay's settings; all must be positive.
-_WS_POSITIVE_SETTINGS = (
-    "ws_max_message_bytes",
-    "ws_idle_timeout",
-    "ws_ping_interval",
-    "ws_ping_timeout",
-    "ws_max_queue",
-)

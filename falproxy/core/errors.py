@@ -9,6 +9,7 @@ a header value or the key. ``outcome`` is what the call's event records.
 
     Exception
     ├── ConfigError                       bad setting at start-up (one safe line, no status)
+    │   └── InvalidSetting                one setting's value, relabelled with what the user wrote
     ├── ClientDisconnected                the client left mid-call (no response is possible)
     └── ProxyError                  500   refused  (base: status, detail, headers, outcome)
         ├── BadRequest              400   refused  malformed body, framing or header bytes
@@ -34,6 +35,7 @@ a header value or the key. ``outcome`` is what the call's event records.
 from __future__ import annotations
 
 import json
+import re
 
 from falproxy.core.outcomes import Outcome
 
@@ -42,6 +44,29 @@ JSON_HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-
 
 class ConfigError(Exception):
     """Invalid configuration found at start-up; its message is one safe line."""
+
+
+class InvalidSetting(ConfigError):
+    """One setting's value is wrong: ``setting`` is its field name, ``problem`` the rest.
+
+    Raised by the settings' own validation, which does not know where a value came from;
+    the configuration loader re-raises it as a :class:`ConfigError` that names what the
+    user actually wrote (``FALPROXY_BODY_TIMEOUT``, ``falproxy.toml: body_timeout``).
+    ``others`` are further settings the problem names by field name, relabelled the same way.
+    """
+
+    def __init__(self, setting: str, problem: str, *, others: tuple[str, ...] = ()) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.others = others
+        super().__init__(f"{setting} {problem}")
+
+    def label(self, labels: dict[str, str]) -> str:
+        """The message with every setting named as in ``labels`` (default: field name)."""
+        problem = self.problem
+        for other in self.others:
+            problem = re.sub(rf"\b{other}\b", labels.get(other, other), problem)
+        return f"{labels.get(self.setting, self.setting)} {problem}"
 
 
 class ClientDisconnected(Exception):

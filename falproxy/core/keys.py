@@ -56,6 +56,23 @@ class FalCredential:
         return hash(self._value)
 
 
+def key_shape_problem(credential: object) -> str | None:
+    """Why a key cannot be a fal key, or ``None``; a warning, since fal decides in the end.
+
+    fal keys are ``KEY_ID:KEY_SECRET``; a value without the colon (the id alone, the
+    secret alone, another service's token) is refused by fal with 401 on every call.
+    """
+    if not isinstance(credential, FalCredential):
+        return None
+    key_id, colon, secret = credential.reveal().partition(":")
+    if not colon or not key_id or not secret:
+        return (
+            "does not look like a fal key: expected KEY_ID:KEY_SECRET (one ':' between "
+            "two non-empty parts); fal will refuse every call with 401"
+        )
+    return None
+
+
 def _validate(value: str, source: str) -> None:
     if not value:
         raise ConfigError(f"{source} is empty")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from falproxy.core.redact import mask_url
 from falproxy.core.targets import Target
 
 # A WebSocket target follows its HTTP mapping with the matching ws scheme.
@@ -38,4 +39,4 @@ class UpstreamMap:
 
     def describe(self) -> list[str]:
         """One ``host -> base`` line per mapping, for the start-up announcement."""
-        return [f"{host} -> {base}" for host, base in sorted(self._bases.items())]
+        return [f"{host} -> {mask_url(base)}" for host, base in sorted(self._bases.items())]

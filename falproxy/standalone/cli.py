@@ -19,12 +19,11 @@ from collections.abc import Sequence
 
 from falproxy._version import __version__
 from falproxy.asgi.app import FalProxy
-from falproxy.config.file import CONFIG_FILE_ENV, config_from_sources
+from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
 from falproxy.config.settings import ProxyConfig, parse_upstreams
-from falproxy.core.errors import ConfigError
+from falproxy.core.errors import ConfigError, InvalidSetting
 from falproxy.ops.logs import (
     FIELDS_ATTRIBUTE,
-    LOG_FORMATS,
     JsonFormatter,
     json_logs,
     log_config,
@@ -169,15 +168,16 @@ def apply_serve_flags(
     if args.config:
         env[CONFIG_FILE_ENV] = os.path.abspath(args.config)
     if args.route:
+        _check_flag("--route", route=args.route)
         env["FALPROXY_ROUTE"] = args.route
     if args.upstream:
         mapping = parse_upstreams("--upstream", args.upstream)
+        _check_flag("--upstream", upstreams=mapping)
         env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    config = config_from_sources(env)
-    if config.log_format not in LOG_FORMATS:
-        raise ConfigError(f"FALPROXY_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    # Warnings are logged by the workers, once each, when they load the same settings.
+    config, _ = load_with_warnings(env)
     check_worker_limits(config, args.workers)
     use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
     if use_fake:
@@ -188,6 +188,14 @@ def apply_serve_flags(
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
     build_app(config, fake_base=fake_base, fake_speed=speed)
     return config
+
+
+def _check_flag(flag: str, **setting: object) -> None:
+    """Validate a flag's value before it becomes a variable, so the error names the flag."""
+    try:
+        ProxyConfig(**setting)  # type: ignore[arg-type]
+    except InvalidSetting as exc:
+        raise ConfigError(exc.label(dict.fromkeys(setting, flag))) from None
 
 
 def _prepare_fake(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> None:
@@ -218,16 +226,16 @@ def run_fake_command(args: argparse.Namespace) -> int:
 
 
 def check(config_file: str | None = None) -> int:
-    """Print the effective configuration as JSON, key masked; 1 when no key is set."""
+    """Print the effective configuration as JSON, secrets masked; 1 when no key is set."""
     env = dict(os.environ)
     if config_file:
         env[CONFIG_FILE_ENV] = config_file
-    config = config_from_sources(env)
+    config, warnings = load_with_warnings(env)
     report: dict[str, object] = {"config": config.describe()}
     if config.credential is None:
-        report["warnings"] = [NO_KEY_MESSAGE]
+        report["warnings"] = [*warnings, NO_KEY_MESSAGE]
     else:
-        report["warnings"] = FalProxy(config).startup_warnings()
+        report["warnings"] = [*warnings, *FalProxy(config).startup_warnings()]
     print(json.dumps(report, indent=2))
     return 0 if config.credential else 1
 

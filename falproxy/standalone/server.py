@@ -19,7 +19,6 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
 from falproxy.core.pipeline import route_path
 from falproxy.core.types import ASGIApp, Receive, Scope, Send
-from falproxy.fake import create_fake_app
 from falproxy.ops.shutdown import chain_drain_on_exit_signals
 
 FAKE_PREFIX = "/_fake"
@@ -65,6 +64,9 @@ def build_app(
     """The proxy alone, or with the fake fal mounted beside it when ``fake_base`` is set."""
     if fake_base is None:
         return FalProxy(config)
+    # Imported here: production starts and `falproxy check` never load the fake.
+    from falproxy.fake import create_fake_app
+
     proxy = FalProxy(fake_config(config, fake_base))
     fake = create_fake_app(speed=fake_speed, expected_key=FAKE_CREDENTIAL_VALUE)
     return FakeBesideProxy(proxy, fake)

@@ -34,7 +34,8 @@ import httpx
 import pytest
 import yaml
 
-from falproxy.config import settings as config_module
+from falproxy.config import SETTINGS
+from falproxy.config.loader import INTERNAL_VARIABLES
 from tests.support.procs import (
     REPO,
     START_TIMEOUT,
@@ -55,7 +56,7 @@ RATE_LIMIT_VARIABLES = {"FALPROXY_RATE_LIMIT", "FALPROXY_REDIS_URL"}
 
 
 def known_variables() -> set[str]:
-    return {variable for variable, _ in getattr(config_module, "_ENV_SETTINGS", {}).values()}
+    return {row.env for row in SETTINGS if row.env} | INTERNAL_VARIABLES
 
 
 def compose() -> dict[str, Any]:

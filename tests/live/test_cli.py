@@ -131,3 +131,77 @@ def test_key_with_trailing_newline_is_refused_without_printing_it() -> None:
     completed = run(["check"], clean_env(FAL_KEY="id:topsecretvalue\n"))
     assert completed.returncode == 2
     assert "topsecretvalue" not in completed.stderr + completed.stdout
+
+
+def test_check_warns_about_a_key_that_is_not_id_colon_secret() -> None:
+    completed = run(["check"], clean_env(FAL_KEY="abcdefabcdefabcdef"))
+    assert completed.returncode == 0
+    warnings = json.loads(completed.stdout)["warnings"]
+    assert any(w.startswith("FAL_KEY does not look like a fal key") for w in warnings)
+    assert "abcdefabcdefabcdef" not in completed.stdout + completed.stderr
+
+
+def test_unknown_variable_is_one_line_with_the_closest_name() -> None:
+    env = clean_env(FAL_KEY="id:secret", FALPROXY_RATELIMIT="60/minute")
+    for args in (["check"], ["serve", "--port", str(free_port())]):
+        completed = run(args, env)
+        assert completed.returncode == 2
+        assert completed.stderr.strip().splitlines() == [
+            "falproxy: error: unknown variable FALPROXY_RATELIMIT: "
+            "did you mean FALPROXY_RATE_LIMIT?"
+        ]
+
+
+def test_rate_rules_separated_by_commas_say_how_to_separate_them() -> None:
+    env = clean_env(FAL_KEY="id:secret", FALPROXY_RATE_LIMIT="60/minute, 5/minute fal-ai/**")
+    completed = run(["serve", "--port", str(free_port())], env)
+    assert completed.returncode == 2
+    (line,) = completed.stderr.strip().splitlines()
+    assert line.startswith("falproxy: error: FALPROXY_RATE_LIMIT has a bad rate limit")
+    assert "expected LIMIT [ENDPOINT_GLOB]" in line and "separated by ';', not ','" in line
+
+
+def test_upstream_credentials_are_masked_in_check_and_start_up_lines() -> None:
+    upstream = "fal.run=http://user:upstreampw@127.0.0.1:1/run"
+    env = clean_env(FAL_KEY="id:secret", FALPROXY_UPSTREAMS=upstream, FALPROXY_ALLOW_ANONYMOUS="1")
+    completed = run(["check"], env)
+    assert completed.returncode == 0
+    assert "upstreampw" not in completed.stdout + completed.stderr
+    shown = json.loads(completed.stdout)["config"]["upstreams"]
+    assert shown == {"fal.run": "http://user:****@127.0.0.1:1/run"}
+    bad = clean_env(FAL_KEY="id:secret", FALPROXY_UPSTREAMS="fal.run=ftp://u:upstreampw@h/x")
+    refused = run(["check"], bad)
+    assert refused.returncode == 2 and "upstreampw" not in refused.stderr
+    assert "FALPROXY_UPSTREAMS" in refused.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [FALPROXY, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "upstream mapped: fal.run -> http://user:****@127.0.0.1:1/run" in stderr
+    assert "upstreampw" not in stderr
+
+
+def test_bad_flags_are_named_as_flags() -> None:
+    env = clean_env(FAL_KEY="id:secret")
+    port = str(free_port())
+    upstream = run(["serve", "--port", port, "--upstream", "fal.run=ftp://u:flagpw@h/x"], env)
+    assert upstream.returncode == 2
+    assert upstream.stderr.strip() == (
+        "falproxy: error: --upstream for fal.run must be an http(s) base URL, "
+        "got 'ftp://u:****@h/x'"
+    )
+    route = run(["serve", "--port", port, "--route", "fal"], env)
+    assert route.stderr.strip() == (
+        "falproxy: error: --route must be an absolute path such as /api/fal/proxy"
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 import pytest
 
 from falproxy import ConfigError, FalCredential, ProxyConfig
+from falproxy.config import SETTINGS
 from falproxy.config.file import config_from_sources, load_config_file, settings_from_mapping
 from tests.live.test_cli import RUN as RUN_FLUX
 from tests.live.test_cli import clean_env, run
@@ -52,25 +54,24 @@ def test_every_setting_can_come_from_the_file(tmp_path: Path) -> None:
 
 
 def test_the_file_covers_every_field_of_proxy_config() -> None:
-    """Derived from the dataclass: a field added later is settable with no loader change."""
+    """Derived from the settings table: a field added later is settable with no loader change."""
     defaults = ProxyConfig(credential=FalCredential("id:secret"))
+    assert [row.name for row in SETTINGS] == [f.name for f in dataclasses.fields(ProxyConfig)]
     document: dict[str, object] = {}
-    for field in dataclasses.fields(ProxyConfig):
-        value = getattr(defaults, field.name)
-        if value is None:
-            continue  # TOML has no null: an unset optional setting is simply left out
+    for row in SETTINGS:
+        value = getattr(defaults, row.name)
+        if value is None or row.file_key is None:
+            continue  # TOML has no null; hooks are code only
         if isinstance(value, FalCredential):
             value = value.reveal()
         elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, dict):
+            value = [str(item) for item in value]
+        elif isinstance(value, Mapping):
             value = dict(value)
-        document[field.name] = value
+        document[row.file_key] = value
     settings = settings_from_mapping(document, source="test")
     assert set(settings) == {
-        field.name
-        for field in dataclasses.fields(ProxyConfig)
-        if getattr(defaults, field.name) is not None
+        row.name for row in SETTINGS if row.file_key and getattr(defaults, row.name) is not None
     }
     assert ProxyConfig(**settings) == defaults  # type: ignore[arg-type]
 
@@ -94,7 +95,7 @@ def test_strings_use_the_environment_syntax(tmp_path: Path) -> None:
         ("max_body_bytes = true", "max_body_bytes must be an integer"),
         ("upstream_timeout = 'soon'", "must be a number of seconds"),
         ("allowed_urls = 3", "allowed_urls must be a list"),
-        ("allowed_urls = [1]", "allowed_urls must be a string"),
+        ("allowed_urls = [1]", "allowed_urls must be a list of strings"),
         ("upstreams = ['fal.run']", "upstreams must be a table"),
         ("route = 5", "route must be a string"),
         ("max_body_bytes = ", "not valid TOML"),
@@ -170,3 +171,27 @@ def test_serve_reads_the_file_in_its_workers_with_flags_over_env_over_file(
         base = f"http://127.0.0.1:{port}"
         assert httpx.post(f"{base}/from-flag", headers=run_echo, json={}).status_code == 200
         assert httpx.post(f"{base}/from-env", headers=run_echo, json={}).status_code == 404
+
+
+def test_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "body_timeout = -1\n")
+    with pytest.raises(ConfigError) as caught:
+        config_from_sources({"FALPROXY_CONFIG": str(path)})
+    assert str(caught.value) == f"{path}: body_timeout must be a positive number"
+    path = write(tmp_path, "rate_limit = '60/minute'\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown setting 'rate_limit': did you mean rate_limits\?"
+    ):
+        load_config_file(path)
+    path = write(tmp_path, 'rate_limits = ["60/minute", "5/minute fal-ai/** cost=2"]\n')
+    assert [str(rule) for rule in load_config_file(path)["rate_limits"]] == [  # type: ignore[attr-defined]
+        "60/minute ** per=identity cost=1",
+        "5/minute fal-ai/** per=identity cost=2",
+    ]
+
+
+def test_the_environment_is_named_when_it_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "body_timeout = 5\n")
+    env = {"FALPROXY_CONFIG": str(path), "FALPROXY_BODY_TIMEOUT": "0"}
+    with pytest.raises(ConfigError, match=r"^FALPROXY_BODY_TIMEOUT must be a positive number$"):
+        config_from_sources(env)

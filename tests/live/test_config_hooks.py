@@ -62,8 +62,8 @@ def test_secrets_are_masked() -> None:
         ({"FALPROXY_JWKS_URL": "http://idp.example/jwks"}, "https"),
         ({"FALPROXY_REDIS_URL": "http://127.0.0.1:6379"}, "redis://"),
         ({"FALPROXY_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "proxy.local"),
-        ({"FALPROXY_CORS_ORIGINS": "https://app.example/path"}, "cors_origins"),
-        ({"FALPROXY_ACCESS_LOG_FORMAT": "xml"}, "access_log_format"),
+        ({"FALPROXY_CORS_ORIGINS": "https://app.example/path"}, "scheme://host"),
+        ({"FALPROXY_ACCESS_LOG_FORMAT": "xml"}, "must be one of text, json"),
         ({"FALPROXY_ALLOW_ANONYMOUS": "maybe"}, "true or false"),
     ],
 )
@@ -71,6 +71,7 @@ def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         ProxyConfig.from_env({"FAL_KEY": "a:b", **env})
     assert SECRET not in str(caught.value)
+    assert list(env)[-1] in str(caught.value)  # names the variable the user set
 
 
 def test_hooks_must_be_callable() -> None:

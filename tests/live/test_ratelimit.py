@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from falproxy import ProxyConfig, ProxyEvent, RateLimit
-from falproxy.admission.ratelimit import parse_rate_limits
 from falproxy.config.settings import ConfigError
+from falproxy.core.rate_rules import parse_rate_limits
 from tests.support.hook_support import FLUX, SCHNELL, bearer, live_proxy, run
 
 TOKENS = ("alice-token", "bob-token")

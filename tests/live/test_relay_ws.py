@@ -21,9 +21,9 @@ from websockets.sync.server import serve as serve_ws
 
 import falproxy.ops.calls
 from falproxy import FalCredential, FalProxy, ProxyConfig
-from falproxy.admission.ratelimit import parse_rate_limits
 from falproxy.core.events import ProxyEvent
 from falproxy.core.hooks import Reply, RequestContext
+from falproxy.core.rate_rules import parse_rate_limits
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.standalone.server import build_app
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, proxy_config, serve

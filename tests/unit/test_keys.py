@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from falproxy import ConfigError, FalCredential
-from falproxy.core.keys import credential_from_env
+from falproxy import ConfigError, FalCredential, ProxyConfig
+from falproxy.config import SETTINGS
+from falproxy.config.loader import load
+from falproxy.core.keys import credential_from_env, key_shape_problem
 
 SECRET = "0123456789abcdef0123456789abcdef:deadbeefdeadbeefdeadbeef"
 
@@ -53,3 +55,19 @@ def test_rejected_without_printing_the_key(env: dict[str, str]) -> None:
     for value in env.values():
         if len(value.strip()) > 2:
             assert value.strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["abcdef", ":secret", "id:", "only-the-secret-part"])
+def test_a_key_that_is_not_id_colon_secret_is_warned_about(value: str) -> None:
+    problem = key_shape_problem(FalCredential(value))
+    assert problem is not None and "KEY_ID:KEY_SECRET" in problem
+    _, warnings = load({"FAL_KEY": value}, base=None, settings=SETTINGS, build=ProxyConfig)
+    assert [w for w in warnings if w.startswith("FAL_KEY does not look like a fal key")]
+    assert not any(value in warning for warning in warnings)  # never the key itself
+
+
+def test_a_well_formed_key_gets_no_warning() -> None:
+    assert key_shape_problem(FalCredential("id:secret")) is None
+    assert key_shape_problem(None) is None
+    _, warnings = load({"FAL_KEY": "id:secret"}, base=None, settings=SETTINGS, build=ProxyConfig)
+    assert warnings == []

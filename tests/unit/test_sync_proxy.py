@@ -109,9 +109,9 @@ def test_token_minting_is_policed(fake_url: str) -> None:
 
 def test_sync_calls_run_the_same_admission_as_asgi(fake_url: str, fake: httpx.Client) -> None:
     """Auth, before_request, rate limits and on_event apply to Flask and Django too."""
-    from falproxy.admission.ratelimit import parse_rate_limits
     from falproxy.core.events import ProxyEvent
     from falproxy.core.hooks import Reply, RequestContext
+    from falproxy.core.rate_rules import parse_rate_limits
 
     events: list[ProxyEvent] = []
 
