@@ -8,27 +8,35 @@ Exactly one ProxyEvent is recorded per socket.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from falproxy.admission.pipeline import Pipeline
 from falproxy.asgi.websocket.handshake import deny_websocket
 from falproxy.asgi.websocket.relay import WsLimits, open_upstream, relay_frames
+from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.errors import NotFound, ProxyError
 from falproxy.core.lifecycle import SWITCHING_PROTOCOLS, WEBSOCKET, Phase
 from falproxy.core.pipeline import Incoming
 from falproxy.core.sockets import socket_request_headers
 from falproxy.core.types import Receive, Scope, Send
-
-if TYPE_CHECKING:  # only for the annotation: the app passes itself in
-    from falproxy.asgi.app import FalProxy
+from falproxy.ops.calls import CallLog
 
 __all__ = ["serve_websocket"]
 
 METHOD = "WEBSOCKET"
 
 
+class SocketHost(Protocol):
+    """What a socket needs from the app that serves it (``FalProxy``)."""
+
+    config: ProxyConfig
+    pipeline: Pipeline
+    calls: CallLog
+
+
 async def serve_websocket(
-    proxy: FalProxy, scope: Scope, receive: Receive, send: Send, *, routed: bool
+    proxy: SocketHost, scope: Scope, receive: Receive, send: Send, *, routed: bool
 ) -> None:
     """Relay one WebSocket to fal, or refuse it with an HTTP status before the upgrade.
 
