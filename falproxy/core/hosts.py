@@ -32,12 +32,10 @@ class HostRule:
         """Raise 421 unless the request's ``Host`` names one of the accepted hosts."""
         if self._any:
             return
-        for name, value in headers:
-            if name == b"host":
-                if host_name(value) in self._hosts:
-                    return
-                break
-        raise MisdirectedRequest()
+        hosts = [value for name, value in headers if name == b"host"]
+        # RFC 9112 section 3.2: exactly one Host; two could be read differently upstream.
+        if len(hosts) != 1 or host_name(hosts[0]) not in self._hosts:
+            raise MisdirectedRequest()
 
 
 def host_name(value: bytes) -> str:

@@ -8,6 +8,7 @@ Bad configuration exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import logging.config
@@ -22,6 +23,7 @@ from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
 from falproxy.config.settings import ProxyConfig, parse_upstreams
 from falproxy.core.errors import ConfigError, InvalidSetting
+from falproxy.core.hosts import LOOPBACK_HOSTS, is_loopback_bind
 from falproxy.ops.logs import (
     FIELDS_ATTRIBUTE,
     JsonFormatter,
@@ -33,6 +35,7 @@ from falproxy.ops.workers import check_worker_limits, shared_metrics
 from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
 
 LOOPBACK = "127.0.0.1"
+ALLOWED_HOSTS_ENV = "FALPROXY_ALLOWED_HOSTS"
 FAKE_MODE_NOTE = (
     "FAKE MODE: every fal call is answered by the built-in fake fal, not by fal.ai; no key is used"
 )
@@ -179,6 +182,11 @@ def apply_serve_flags(
     # Warnings are logged by the workers, once each, when they load the same settings.
     config, _ = load_with_warnings(env)
     check_worker_limits(config, args.workers)
+    if not config.allowed_hosts and is_loopback_bind(args.host):
+        # Bound to loopback, only this machine's names are answered: a page that rebinds
+        # its own name to 127.0.0.1 cannot drive the proxy (core/hosts.py).
+        env[ALLOWED_HOSTS_ENV] = ",".join(LOOPBACK_HOSTS)
+        config = dataclasses.replace(config, allowed_hosts=LOOPBACK_HOSTS)
     use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
     if use_fake:
         _prepare_fake(args, env)
