@@ -43,7 +43,7 @@ class Pipeline:
     def __init__(self, config: ProxyConfig, metrics: ProxyMetrics) -> None:
         self.config = config
         self.policy = config.policy()
-        self.rules = Rules(self.policy, HostRule(config.allowed_hosts))
+        self.rules = Rules(self.policy, HostRule(config.allowed_hosts), config.cors_origins)
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
