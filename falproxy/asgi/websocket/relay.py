@@ -38,6 +38,8 @@ UPSTREAM_CLOSE_TIMEOUT: Final = 5.0
 # The reason sent when the idle timeout closes both sides (1000: nothing went wrong).
 IDLE_REASON: Final = "idle timeout"
 TOO_BIG_REASON: Final = "message too big"
+# RFC 9110 15.4: 3xx, redirection; never followed (the key would go where it was sent).
+REDIRECTS: Final = range(300, 400)
 # A peer that vanished without a close frame (RFC 6455 7.1.5: "closed abnormally").
 _VANISHED: Final = 1006
 # websockets logs every handshake header at DEBUG ("> authorization: Key ..."); these
@@ -57,6 +59,20 @@ class _MaskCredentials(logging.Filter):
         if str(name).lower() in MASKED_HANDSHAKE_HEADERS:
             record.args = (name, "***")
         return True
+
+
+class _NoRedirects(connect):
+    """``websockets``' client with redirects switched off at their one decision point.
+
+    websockets 15+ follows up to ``WEBSOCKETS_MAX_REDIRECTS`` (10) 3xx answers: it would
+    resend ``Authorization: Key`` to a path the policy never checked, or connect to a host
+    outside the allow-list. ``process_redirect`` decides whether a failed handshake is a
+    redirect to follow; returning the error itself makes every 3xx fail like any other
+    refused handshake (``InvalidStatus``), before a second connection is opened.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 # The logger handed to websockets for upstream connections, with the mask attached.
@@ -135,7 +151,7 @@ async def open_upstream(
 ) -> UpstreamSocket:
     """Connect to ``url`` with exactly ``headers``; raise 502/504 ``ProxyError`` on failure."""
     try:
-        connection = await connect(
+        connection = await _NoRedirects(
             url,
             additional_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
             user_agent_header=None,
@@ -153,6 +169,11 @@ async def open_upstream(
         raise UpstreamTimeout("fal did not accept the WebSocket in time") from None
     except InvalidStatus as exc:
         status = exc.response.status_code
+        if REDIRECTS.start <= status < REDIRECTS.stop:
+            raise UpstreamUnavailable(
+                f"fal answered the WebSocket with a redirect (HTTP {status}); "
+                "redirects are never followed"
+            ) from None
         raise UpstreamUnavailable(f"fal refused the WebSocket (HTTP {status})") from None
     except (InvalidHandshake, OSError):
         raise UpstreamUnavailable("The fal WebSocket could not be opened") from None
