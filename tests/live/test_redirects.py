@@ -14,6 +14,7 @@ import httpx
 import pytest
 from flask import Flask
 from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 from websockets.sync.client import connect
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
@@ -21,8 +22,8 @@ from falproxy.integrations.flask import register_fal_proxy
 from falproxy.wsgi.proxy import SyncFalProxy
 from tests.conftest import TEST_KEY, serve
 from tests.support.hostile_upstream import RecordingUpstream, accept_websocket, redirect
-from tests.support.wsgi_server import serve_wsgi
 from tests.support.ws_helpers import ROUTE, relay_url
+from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.legacy")
 
@@ -44,6 +45,13 @@ def locations(elsewhere: RecordingUpstream, scheme: str) -> list[str]:
     return ["/elsewhere", f"{scheme}://127.0.0.1:{elsewhere.port}/fal-ai/flux/dev"]
 
 
+def refused_handshake(upstream: RecordingUpstream) -> Response:
+    """The HTTP answer to a socket opened through a proxy in front of ``upstream``."""
+    with serve(FalProxy(config_for(upstream))) as proxy, pytest.raises(InvalidStatus) as info:
+        connect(relay_url(proxy)).close()
+    return info.value.response
+
+
 # --- WebSocket -------------------------------------------------------------------------
 
 
@@ -58,10 +66,7 @@ def test_a_websocket_redirect_is_a_502_and_never_followed(
     same, other = locations(elsewhere, "ws")
     location = same if where == "same-origin" else other
     with RecordingUpstream(redirect(location, status)).running() as hostile:
-        with serve(FalProxy(config_for(hostile))) as proxy:
-            with pytest.raises(InvalidStatus) as info:
-                connect(relay_url(proxy)).close()
-        response = info.value.response
+        response = refused_handshake(hostile)
         assert response.status_code == 502  # before accept: an HTTP answer, not a socket
         assert "redirect" in json.loads(bytes(response.body))["detail"]
         assert hostile.paths() == ["/fal-ai/fast-lcm-diffusion/realtime"]  # asked once
@@ -71,10 +76,7 @@ def test_a_websocket_redirect_is_a_502_and_never_followed(
 def test_a_redirect_to_a_non_websocket_url_is_a_502_too(elsewhere: RecordingUpstream) -> None:
     location = f"http://127.0.0.1:{elsewhere.port}/x"
     with RecordingUpstream(redirect(location)).running() as hostile:
-        with serve(FalProxy(config_for(hostile))) as proxy:
-            with pytest.raises(InvalidStatus) as info:
-                connect(relay_url(proxy)).close()
-    assert info.value.response.status_code == 502
+        assert refused_handshake(hostile).status_code == 502
     assert elsewhere.connections == 0
 
 
