@@ -12,7 +12,12 @@ from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from falproxy.core.errors import InvalidTarget, MissingTarget, OriginNotAllowed
-from falproxy.core.headers import CLIENT_PROXY_HEADER, FAL_HEADER_PREFIX, TARGET_HEADER
+from falproxy.core.headers import (
+    CLIENT_PROXY_HEADER,
+    FAL_HEADER_PREFIX,
+    TARGET_HEADER,
+    field_value,
+)
 from falproxy.core.origins import origin_allowed
 from falproxy.core.targets import Target, parse_target_header
 
@@ -83,9 +88,12 @@ def _query_values(query: bytes, name: bytes) -> list[bytes]:
 def socket_request_headers(
     headers: Iterable[tuple[bytes, bytes]], authorization: bytes
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """The handshake headers sent to fal: allow-listed ones, the key and our identity."""
+    """The handshake headers sent to fal: allow-listed ones, the key and our identity.
+
+    Values must be printable ASCII, as on the HTTP paths (headers.field_value: else 400).
+    """
     out = [
-        (name, value)
+        (name, field_value(value))
         for name, value in headers
         if name in WS_FORWARDED_HEADERS
         or (name.startswith(FAL_HEADER_PREFIX) and name != TARGET_HEADER)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
-# head -> (response bytes, whether to keep the connection until the peer closes it)
+# head -> (response bytes, whether to keep the connection until the peer sends or leaves)
 Answer = Callable[[bytes], tuple[bytes, bool]]
 # RFC 6455 1.3: the GUID the server appends to Sec-WebSocket-Key.
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -40,7 +40,8 @@ def redirect(location: str, status: str = "302 Found") -> Answer:
 
 
 def accept_websocket(head: bytes) -> tuple[bytes, bool]:
-    """A valid 101 for a WebSocket handshake (then the socket stays open, silent)."""
+    """A valid 101 for a WebSocket handshake; the socket then stays open, silent, and
+    drops as soon as the proxy sends anything (so a closing relay never waits for it)."""
     key = header_value(head, b"sec-websocket-key") or b""
     accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
     response = (
@@ -93,8 +94,8 @@ class RecordingUpstream:
             response, hold = self.answer(head)
             writer.write(response)
             await writer.drain()
-            if hold:
-                await reader.read()  # until the proxy closes its side
+            if hold:  # until the proxy sends anything (a frame, its close) or leaves
+                await reader.read(1)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             return
         except asyncio.CancelledError:  # server shutdown
