@@ -35,6 +35,7 @@ class Admitted:
     authorization: bytes  # the upstream ``Authorization`` value; never shown anywhere
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
+    client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
 
 
 class Pipeline:
@@ -81,4 +82,5 @@ class Pipeline:
             authorization=admission.authorization,
             url=self.upstreams.url_for(target),
             body=body,
+            client=admission.context.client,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from falproxy.admission.ratelimit import RateLimit, parse_rate_limits
+from falproxy.admission.ws_limits import check_message_rate
 from falproxy.config.checks import check_hook_settings, mask_url, parse_bool
 from falproxy.core.errors import ConfigError
 from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
@@ -132,6 +133,8 @@ class ProxyConfig:
             raise ConfigError("ipv6_prefix must be a prefix length between 1 and 128")
         if self.ws_max_sockets is not None:
             _check_positive("ws_max_sockets", self.ws_max_sockets)
+        if self.ws_message_rate is not None:
+            check_message_rate(self.ws_message_rate)
         for name in _WS_POSITIVE_SETTINGS:
             _check_positive(name, getattr(self, name))
         _check_positive("shutdown_grace", self.shutdown_grace)

@@ -56,8 +56,20 @@ def test_describe_masks_the_key() -> None:
         {"FALPROXY_UPSTREAM_TIMEOUT": "-1"},
         {"FALPROXY_ALLOWED_URLS": "fal.run/{a,b}"},
         {"FALPROXY_ROUTE": "no-slash"},
+        {"FALPROXY_WS_MESSAGE_RATE": "lots"},
+        {"FALPROXY_WS_MESSAGE_RATE": "10/second;100/minute"},
+        {"FALPROXY_WS_MESSAGE_RATE": "0/second"},
+        {"FALPROXY_WS_MAX_SOCKETS": "0"},
     ],
 )
 def test_bad_settings_fail_at_start_up(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         ProxyConfig.from_env(env)
+
+
+def test_ws_limits_from_env() -> None:
+    env = {"FALPROXY_WS_MESSAGE_RATE": "10/second", "FALPROXY_WS_MAX_SOCKETS": "4"}
+    config = ProxyConfig.from_env(env)
+    assert (config.ws_message_rate, config.ws_max_sockets) == ("10/second", 4)
+    with pytest.raises(ConfigError, match="ws_message_rate"):
+        ProxyConfig(ws_message_rate="ten per fortnight")

@@ -24,7 +24,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from falproxy.asgi.websocket.close import MESSAGE_TOO_BIG, NORMAL_CLOSE, relayed_close
+from falproxy.admission.ws_limits import MessageCheck
+from falproxy.asgi.websocket.close import (
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSE,
+    POLICY_VIOLATION,
+    relayed_close,
+)
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 from falproxy.core.lifecycle import CallRecord
@@ -38,6 +44,7 @@ UPSTREAM_CLOSE_TIMEOUT: Final = 5.0
 # The reason sent when the idle timeout closes both sides (1000: nothing went wrong).
 IDLE_REASON: Final = "idle timeout"
 TOO_BIG_REASON: Final = "message too big"
+RATE_REASON: Final = "message rate exceeded"
 # RFC 9110 15.4: 3xx, redirection; never followed (the key would go where it was sent).
 REDIRECTS: Final = range(300, 400)
 # A peer that vanished without a close frame (RFC 6455 7.1.5: "closed abnormally").
@@ -181,13 +188,22 @@ async def open_upstream(
 
 
 async def relay_frames(
-    upstream: UpstreamSocket, receive: Receive, send: Send, limits: WsLimits, stats: CallRecord
+    upstream: UpstreamSocket,
+    receive: Receive,
+    send: Send,
+    limits: WsLimits,
+    stats: CallRecord,
+    allow_message: MessageCheck | None = None,
 ) -> None:
-    """Pump frames both ways until one side closes; then close the other and return."""
+    """Pump frames both ways until one side closes; then close the other and return.
+
+    ``allow_message`` (the caller's message rate, ws_limits.py) is awaited before each
+    client message is relayed; a refused message is dropped and both sides close 1008.
+    """
     connection = upstream.connection
     activity = _Activity()
     ending = await _first_ending(
-        lambda: _client_to_upstream(connection, receive, limits, stats, activity),
+        lambda: _client_to_upstream(connection, receive, limits, stats, activity, allow_message),
         lambda: _upstream_to_client(connection, send, stats, activity),
         lambda: _idle_watch(activity, limits.idle_timeout),
     )
@@ -221,6 +237,7 @@ async def _client_to_upstream(
     limits: WsLimits,
     stats: CallRecord,
     activity: _Activity,
+    allow_message: MessageCheck | None,
 ) -> _Ending:
     while True:
         message = await receive()
@@ -233,6 +250,8 @@ async def _client_to_upstream(
         payload = data if data is not None else (text or "").encode()
         if len(payload) > limits.max_message_bytes:
             return _Ending("proxy", MESSAGE_TOO_BIG, TOO_BIG_REASON)
+        if allow_message is not None and not await allow_message():
+            return _Ending("proxy", POLICY_VIOLATION, RATE_REASON)
         stats.frames_up += 1
         stats.bytes_up += len(payload)
         activity.last = time.monotonic()
@@ -297,6 +316,8 @@ def _upstream_ending(exc: ConnectionClosed) -> _Ending:
 def _outcome(ending: _Ending) -> Outcome:
     if ending.code == _VANISHED:
         return Outcome.CLIENT_GONE if ending.side == "client" else Outcome.UPSTREAM_ERROR
+    if ending.side == "proxy" and ending.code == POLICY_VIOLATION:
+        return Outcome.LIMITED
     return Outcome.REFUSED if ending.code == MESSAGE_TOO_BIG else Outcome.OK
 
 
