@@ -8,12 +8,10 @@ its sockets (closing with 1008); ``ws_max_sockets`` bounds its open sockets (429
 
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
-from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from falproxy import FalProxy
@@ -24,6 +22,7 @@ from tests.support.redis_support import RedisServer
 from tests.support.ws_helpers import (
     pack,
     realtime_stats,
+    refusal,
     relay_url,
     unpack,
     wait_for,
@@ -87,12 +86,6 @@ def test_the_message_rate_is_shared_by_workers_through_redis(
     assert realtime_stats(fake_rt)["frames_in"] == 2
 
 
-def refused(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    with pytest.raises(InvalidStatus) as info:
-        connect(url, additional_headers=headers).close()
-    return info.value.response.status_code, json.loads(bytes(info.value.response.body))
-
-
 def test_open_sockets_per_identity_are_bounded(
     fake_url: str, fake_rt: str, events: list[ProxyEvent]
 ) -> None:
@@ -100,7 +93,7 @@ def test_open_sockets_per_identity_are_bounded(
     with serve(FalProxy(config)) as proxy, ExitStack() as held:
         url = relay_url(proxy)
         alice = [held.enter_context(connect(url, additional_headers=ALICE)) for _ in range(2)]
-        status, body = refused(url, ALICE)
+        status, body = refusal(url, additional_headers=ALICE)
         assert (status, body) == (429, {"detail": "At most 2 open WebSockets per caller"})
         bob = held.enter_context(connect(url, additional_headers=BOB))
         assert inference(bob, "b") == "b"
@@ -108,7 +101,7 @@ def test_open_sockets_per_identity_are_bounded(
         wait_for(lambda: sum(e.status == 101 for e in events) == 1)
         again = held.enter_context(connect(url, additional_headers=ALICE))
         assert inference(again, "a") == "a"
-        assert refused(url, ALICE)[0] == 429
+        assert refusal(url, additional_headers=ALICE)[0] == 429
     assert realtime_stats(fake_rt)["opened"] == 4  # the refused handshakes never reached fal
     refusals = [(e.status, e.outcome, e.identity) for e in events if e.status == 429]
     assert refusals == [(429, "limited", "token-1")] * 2
@@ -118,6 +111,6 @@ def test_a_refused_upstream_frees_the_slot(fake_url: str, fake_rt: str) -> None:
     config = proxy_config(fake_url, ws_max_sockets=1)
     with serve(FalProxy(config)) as proxy:
         for _ in range(3):  # fal refuses (422): each try must give its slot back
-            assert refused(relay_url(proxy) + "%3Fmax_buffering%3D99", {})[0] == 502
+            assert refusal(relay_url(proxy) + "%3Fmax_buffering%3D99")[0] == 502
         with connect(relay_url(proxy)) as ws:
             assert inference(ws, "ok") == "ok"

@@ -6,7 +6,6 @@ user's cookies; only the handshake's ``Origin`` tells the proxy who asked.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -16,20 +15,20 @@ from websockets.sync.client import connect
 from examples import hooks_session_auth
 from falproxy import FalProxy
 from tests.conftest import proxy_config, serve
-from tests.support.ws_helpers import pack, realtime_stats, relay_url, reset_realtime, unpack
+from tests.support.ws_helpers import (
+    pack,
+    realtime_stats,
+    refusal,
+    relay_url,
+    reset_realtime,
+    unpack,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.legacy")
 
 APP_ORIGIN = "https://app.example.com"
 EVIL_ORIGIN = "https://evil.example"
 VICTIM_COOKIE = {"cookie": "session=session-abc"}
-
-
-def refused(url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-    with pytest.raises(InvalidStatus) as info:
-        connect(url, **kwargs).close()
-    response = info.value.response
-    return response.status_code, json.loads(bytes(response.body))
 
 
 def relays(url: str, **kwargs: Any) -> bool:
@@ -43,14 +42,14 @@ def test_the_session_example_refuses_a_foreign_page_carrying_the_cookie(fake_url
     config = proxy_config(fake_url, cors_origins=(APP_ORIGIN,))
     with serve(hooks_session_auth.create_app(config)) as proxy:
         url = relay_url(proxy)
-        status, body = refused(url, origin=EVIL_ORIGIN, additional_headers=VICTIM_COOKIE)
+        status, body = refusal(url, origin=EVIL_ORIGIN, additional_headers=VICTIM_COOKIE)
         assert status == 403
         assert body == {"detail": "WebSockets from this origin are not allowed"}
         assert realtime_stats(fake_url)["opened"] == 0  # fal never heard of it
         # The app's own page, with the same cookie, is relayed.
         assert relays(url, origin=APP_ORIGIN, additional_headers=VICTIM_COOKIE)
         # A listed origin is not an identity: without the cookie, still 401.
-        assert refused(url, origin=APP_ORIGIN)[0] == 401
+        assert refusal(url, origin=APP_ORIGIN)[0] == 401
         # A server-side client sends no Origin and is unaffected.
         assert relays(url, additional_headers=VICTIM_COOKIE)
     assert realtime_stats(fake_url)["opened"] == 2
@@ -62,7 +61,7 @@ def test_without_listed_origins_only_the_proxys_own_origin_passes(
     reset_realtime(fake_url)
     url = relay_url(proxy_url)
     for origin in (EVIL_ORIGIN, "null", "http://localhost:1", proxy_url + ".evil.example"):
-        assert refused(url, origin=origin)[0] == 403, origin
+        assert refusal(url, origin=origin)[0] == 403, origin
     assert realtime_stats(fake_url)["opened"] == 0
     assert relays(url, origin=proxy_url)  # a page served by the proxy's own origin
     assert relays(url)  # no Origin: a server-side client
