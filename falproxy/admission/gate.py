@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from falproxy.admission.auth import CHALLENGE, JWTVerifier, StaticTokens, bearer_token
 from falproxy.admission.ratelimit import RateLimiter
+from falproxy.admission.ws_limits import SocketLimits
 from falproxy.config.checks import has_authentication
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.client_address import ClientAddress, parse_networks
@@ -71,10 +72,20 @@ class Gate:
             if config.rate_limits
             else None
         )
+        # What an admitted WebSocket may do afterwards (ws_limits.py); unlimited by default.
+        self.sockets = SocketLimits(
+            message_rate=config.ws_message_rate,
+            max_sockets=config.ws_max_sockets,
+            storage_url=config.redis_url,
+            fail_open=config.rate_limit_fail_open,
+            on_error=metrics.storage_error,
+            on_limited=metrics.rate_limited,
+        )
 
     async def aclose(self) -> None:
         if self.limiter is not None:
             await self.limiter.aclose()
+        await self.sockets.aclose()
 
     async def admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
         """Run identity, before_request, limit and key for one call, in that order.

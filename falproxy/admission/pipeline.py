@@ -35,6 +35,7 @@ class Admitted:
     authorization: bytes  # the upstream ``Authorization`` value; never shown anywhere
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
+    client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
 
 
 class Pipeline:
@@ -43,7 +44,7 @@ class Pipeline:
     def __init__(self, config: ProxyConfig, metrics: ProxyMetrics) -> None:
         self.config = config
         self.policy = config.policy()
-        self.rules = Rules(self.policy, HostRule(config.allowed_hosts))
+        self.rules = Rules(self.policy, HostRule(config.allowed_hosts), config.cors_origins)
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
@@ -81,4 +82,5 @@ class Pipeline:
             authorization=admission.authorization,
             url=self.upstreams.url_for(target),
             body=body,
+            client=admission.context.client,
         )

@@ -52,7 +52,11 @@ class _Rule:
 
 
 class RateLimiter:
-    """Checks a call against every matching rule; raises 429/503 as configured."""
+    """Checks a call against every matching rule; raises 429/503 as configured.
+
+    ``namespace`` prefixes the rules' counter labels, so that two limiters sharing one
+    storage (the call limits and the WebSocket message rate) never share a counter.
+    """
 
     def __init__(
         self,
@@ -62,6 +66,7 @@ class RateLimiter:
         fail_open: bool = True,
         on_error: Callable[[bool], None] = lambda admitted: None,
         on_limited: Callable[[str], None] = lambda label: None,
+        namespace: str = "",
     ) -> None:
         self.storage = _storage(storage_url)
         self.limiter = FixedWindowRateLimiter(self.storage)
@@ -75,7 +80,7 @@ class RateLimiter:
                 compile_glob(rule.endpoints).fullmatch,
                 rule.per,
                 rule.cost,
-                str(index),
+                f"{namespace}{index}",
             )
             for index, rule in enumerate(rules)
         )
@@ -95,7 +100,7 @@ class RateLimiter:
         """Count one call; raise ``RateLimited`` or ``LimiterUnavailable`` to refuse it."""
         for rule in self._rules:
             if rule.matches(app_id or ""):
-                who = _who(rule.per, identity, address)
+                who = subject(rule.per, identity, address)
                 if not await self._hit(rule, who):
                     self._on_limited(rule.label)
                     raise RateLimited(headers=await self._headers(rule, who))
@@ -137,7 +142,8 @@ class RateLimiter:
         }
 
 
-def _who(per: Per, identity: str | None, address: str) -> str:
+def subject(per: Per, identity: str | None, address: str) -> str:
+    """Whose counter a call counts against: ``id:<identity>``, ``ip:<address>`` or ``*``."""
     if per == "global":
         return "*"
     if per == "identity" and identity is not None:

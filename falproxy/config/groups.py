@@ -21,7 +21,7 @@ from falproxy.core.errors import InvalidSetting
 from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
 from falproxy.core.keys import FalCredential
 from falproxy.core.policy import Policy
-from falproxy.core.rate_rules import RateLimit
+from falproxy.core.rate_rules import RateLimit, is_single_rate
 from falproxy.core.redact import mask_url
 from falproxy.core.targets import ALLOWED_HOSTS
 
@@ -179,14 +179,11 @@ class WebSocketLimits:
             _positive(name, getattr(self, name))
         if self.ws_max_sockets is not None:
             _positive("ws_max_sockets", self.ws_max_sockets, integer=True)
-        if self.ws_message_rate is not None:
-            try:
-                RateLimit(self.ws_message_rate)  # the rate syntax of FALPROXY_RATE_LIMIT
-            except (ValueError, TypeError):
-                raise InvalidSetting(
-                    "ws_message_rate",
-                    f"must be a rate such as 10/second, got {self.ws_message_rate!r}",
-                ) from None
+        if self.ws_message_rate is not None and not is_single_rate(self.ws_message_rate):
+            raise InvalidSetting(
+                "ws_message_rate",
+                f"must be one positive rate such as 10/second, got {self.ws_message_rate!r}",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ a header value or the key. ``outcome`` is what the call's event records.
     ├── ClientDisconnected                the client left mid-call (no response is possible)
     └── ProxyError                  500   refused  (base: status, detail, headers, outcome)
         ├── BadRequest              400   refused  malformed body, framing or header bytes
-        │   └── MissingTarget       400   refused  no x-fal-target-url (or fal_target_url)
+        │   ├── MissingTarget       400   refused  no x-fal-target-url (or fal_target_url)
+        │   └── InvalidHeaderValue  400   refused  a forwarded header value not printable ASCII
         ├── Unauthorized            401   refused  no acceptable identity
         ├── EndpointNotAllowed      403   refused  app, token request or origin outside the policy
+        │   └── OriginNotAllowed    403   refused  a WebSocket handshake from a foreign page
         ├── NotFound                404   refused  a path the proxy does not serve
         ├── MethodNotAllowed        405   refused  a method that is not proxied (Allow header)
         ├── RequestTimeout          408   refused  the request body stalled or ran past its deadline
@@ -24,6 +26,7 @@ a header value or the key. ``outcome`` is what the call's event records.
         ├── UnsupportedMediaType    415   refused  a request body not declared as JSON
         ├── MisdirectedRequest      421   refused  a Host header this proxy does not serve
         ├── RateLimited             429   limited  a rate limit (Retry-After, RateLimit-*)
+        │   └── TooManySockets      429   limited  an identity already holds its open sockets
         ├── HeadersTooLarge         431   refused  too many or too large request headers
         ├── HookFailed              500   refused  a user hook crashed (never fail open)
         ├── UpstreamUnavailable     502   upstream_error  fal unreachable, or it broke the response
@@ -112,6 +115,10 @@ class MissingTarget(BadRequest):
     default_detail = "Missing the x-fal-target-url header"
 
 
+class InvalidHeaderValue(BadRequest):
+    default_detail = "A forwarded header value must be printable ASCII"
+
+
 class Unauthorized(ProxyError):
     status = 401
     default_detail = "Unauthorized"
@@ -120,6 +127,10 @@ class Unauthorized(ProxyError):
 class EndpointNotAllowed(ProxyError):
     status = 403
     default_detail = "This endpoint is not allowed by the proxy's policy"
+
+
+class OriginNotAllowed(EndpointNotAllowed):
+    default_detail = "WebSockets from this origin are not allowed"
 
 
 class NotFound(ProxyError):
@@ -161,6 +172,10 @@ class RateLimited(ProxyError):
     status = 429
     default_detail = "Rate limit exceeded"
     outcome = Outcome.LIMITED
+
+
+class TooManySockets(RateLimited):
+    default_detail = "Too many open WebSockets"
 
 
 class HeadersTooLarge(ProxyError):

@@ -6,7 +6,11 @@ forwarding ``Authorization`` would let any visitor spend their own key through u
 is the Node proxy's default). Responses: everything fal sent except hop-by-hop headers,
 because clients read ``x-fal-*``, ``content-type`` and friends.
 
-Headers are raw ASGI ``(name, value)`` byte pairs with lower-case names.
+Headers are raw ASGI ``(name, value)`` byte pairs with lower-case names. A forwarded
+value must be printable ASCII (:func:`field_value`), on every path (ASGI, WSGI and the
+WebSocket handshake), else the call is refused with 400: the HTTP clients between us and
+fal disagree on bytes above 0x7F (aiohttp re-encoded them as UTF-8, httpx kept them,
+websockets failed the handshake), so no byte-for-byte promise could hold everywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from falproxy._version import __version__
+from falproxy.core.errors import InvalidHeaderValue
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -46,10 +51,23 @@ DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | SERVER_OWN_HEADERS | {b"set-cook
 # fal answers CORS with `*`; whether a browser origin may read our responses is the
 # proxy's decision (cors.py), never fal's.
 UPSTREAM_CORS_PREFIX = b"access-control-"
+# RFC 9110 5.5: a field value is VCHAR, SP and HTAB; obs-text (0x80-0xFF) has no agreed
+# charset and is refused, as are controls (CR, LF and NUL are already refused by servers).
+FIELD_VALUE_BYTES = bytes(range(0x20, 0x7F)) + b"\t"
 # Identifies the proxy to fal, like @fal-ai/server-proxy's header does.
 CLIENT_PROXY_HEADER = (b"x-fal-client-proxy", f"falproxy/{__version__}".encode())
 # Event streams must not be buffered by nginx or caches in front of us.
 EVENT_STREAM_HEADERS: Headers = [(b"x-accel-buffering", b"no"), (b"cache-control", b"no-cache")]
+
+
+def field_value(value: bytes) -> bytes:
+    """``value`` unchanged if it may be forwarded; else :class:`InvalidHeaderValue` (400).
+
+    The detail names no header and quotes no value (it may be anything the client sent).
+    """
+    if value.translate(None, FIELD_VALUE_BYTES):  # anything left is outside the set
+        raise InvalidHeaderValue()
+    return value
 
 
 def upstream_request_headers(
@@ -60,14 +78,15 @@ def upstream_request_headers(
     """The headers sent to fal: the allow-listed ones, our key and our identity.
 
     ``content_length`` is the validated length of the body, or ``None`` to send it
-    chunked; the client's own ``Content-Length`` is never copied.
+    chunked; the client's own ``Content-Length`` is never copied. A forwarded value that
+    is not printable ASCII refuses the call (:func:`field_value`).
     """
     out: Headers = []
     for name, value in incoming:
         if name in FORWARDED_REQUEST_HEADERS or (
             name.startswith(FAL_HEADER_PREFIX) and name != TARGET_HEADER
         ):
-            out.append((name, value))
+            out.append((name, field_value(value)))
     out.append((b"authorization", authorization))
     out.append(CLIENT_PROXY_HEADER)
     if content_length is not None:

@@ -18,7 +18,7 @@ from falproxy.core.headers import TARGET_HEADER
 from falproxy.core.hosts import HostRule
 from falproxy.core.lifecycle import WEBSOCKET
 from falproxy.core.policy import Policy
-from falproxy.core.sockets import read_socket_target
+from falproxy.core.sockets import check_socket_origin, read_socket_target
 from falproxy.core.targets import Target, parse_target_header
 from falproxy.core.types import Scope
 
@@ -46,15 +46,18 @@ class Incoming:
 class Rules:
     """The pure checks of one proxy, built once from its settings."""
 
-    def __init__(self, policy: Policy, hosts: HostRule) -> None:
+    def __init__(self, policy: Policy, hosts: HostRule, origins: Sequence[str] = ()) -> None:
         self.policy = policy
         self.hosts = hosts
+        self.origins = tuple(origins)  # cors_origins: also the pages that may open sockets
 
     def check(self, incoming: Incoming) -> tuple[Target, str | None]:
-        """Method, head limits, host, target and policy, in that order: (target, app id)."""
+        """Method, head limits, host, (a socket's origin), target and policy, in that order:
+        (target, app id)."""
         if incoming.kind == WEBSOCKET:
             check_request_head(incoming.headers)
             self.hosts.check(incoming.headers)
+            check_socket_origin(incoming.headers, incoming.scope.get("scheme", "ws"), self.origins)
             target = read_socket_target(incoming.headers, incoming.query)
         else:
             check_method(incoming.method)

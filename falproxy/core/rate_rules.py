@@ -88,3 +88,15 @@ def _parse_rule(words: list[str]) -> RateLimit:
     if options:
         raise ValueError(f"unknown option {next(iter(options))!r}")
     return RateLimit(words[0], globs[0] if globs else "**", per, cost)  # type: ignore[arg-type]
+
+
+def is_single_rate(text: str) -> bool:
+    """Whether ``text`` is exactly one positive limit such as ``10/second``.
+
+    ``limits.parse`` would silently take the first of several, so they are counted here.
+    """
+    try:
+        items = limits.parse_many(text)
+    except ValueError:
+        return False
+    return len(items) == 1 and items[0].amount >= 1

@@ -11,8 +11,14 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from falproxy.core.errors import InvalidTarget, MissingTarget
-from falproxy.core.headers import CLIENT_PROXY_HEADER, FAL_HEADER_PREFIX, TARGET_HEADER
+from falproxy.core.errors import InvalidTarget, MissingTarget, OriginNotAllowed
+from falproxy.core.headers import (
+    CLIENT_PROXY_HEADER,
+    FAL_HEADER_PREFIX,
+    TARGET_HEADER,
+    field_value,
+)
+from falproxy.core.origins import origin_allowed
 from falproxy.core.targets import Target, parse_target_header
 
 # fal's WebSocket hosts (docs/fal-protocol.md §2): realtime on fal.run, HTTP-over-WS on
@@ -23,6 +29,33 @@ TARGET_QUERY_PARAM: Final = b"fal_target_url"
 # Handshake headers worth passing to fal besides x-fal-*; never cookies, Origin or the
 # browser's Authorization (the app's secrets), nor Sec-WebSocket-* (per connection).
 WS_FORWARDED_HEADERS: Final = frozenset({b"user-agent", b"traceparent"})
+
+
+def check_socket_origin(
+    headers: Iterable[tuple[bytes, bytes]], scheme: str, allowed: Iterable[str]
+) -> None:
+    """Refuse (403) a handshake whose ``Origin`` is neither listed nor our own (origins.py).
+
+    Checked before identity: a foreign page's socket must not reach the identity hooks,
+    which would read the victim's cookie. A repeated ``Origin`` or ``Host`` is refused
+    rather than guessed at.
+    """
+    origins: list[bytes] = []
+    hosts: list[bytes] = []
+    for name, value in headers:
+        if name == b"origin":
+            origins.append(value)
+        elif name == b"host":
+            hosts.append(value)
+    if len(origins) > 1 or len(hosts) > 1:
+        raise OriginNotAllowed()
+    if not origin_allowed(
+        origins[0].decode("latin-1") if origins else None,
+        hosts[0].decode("latin-1") if hosts else None,
+        scheme,
+        allowed,
+    ):
+        raise OriginNotAllowed()
 
 
 def read_socket_target(headers: Iterable[tuple[bytes, bytes]], query: bytes) -> Target:
@@ -55,9 +88,12 @@ def _query_values(query: bytes, name: bytes) -> list[bytes]:
 def socket_request_headers(
     headers: Iterable[tuple[bytes, bytes]], authorization: bytes
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """The handshake headers sent to fal: allow-listed ones, the key and our identity."""
+    """The handshake headers sent to fal: allow-listed ones, the key and our identity.
+
+    Values must be printable ASCII, as on the HTTP paths (headers.field_value: else 400).
+    """
     out = [
-        (name, value)
+        (name, field_value(value))
         for name, value in headers
         if name in WS_FORWARDED_HEADERS
         or (name.startswith(FAL_HEADER_PREFIX) and name != TARGET_HEADER)

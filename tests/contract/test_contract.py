@@ -458,6 +458,20 @@ def test_websocket_handshake_refusal(
     assert realtime_stats(fake_url)["opened"] == 0, "a refused socket reached fal"
 
 
+def test_websocket_from_another_origin_is_refused(
+    served: Served, fake: httpx.Client, fake_url: str
+) -> None:
+    """Cross-site WebSocket hijacking (issue 12 item 3): only listed origins may open one."""
+    skip_without_websockets(served)
+    url = relay_url(served.url, route=served.route)
+    code, body = refusal(url, additional_headers=BEARER, origin=OTHER_ORIGIN)
+    assert (code, body) == (403, {"detail": "WebSockets from this origin are not allowed"})
+    assert realtime_stats(fake_url)["opened"] == 0, "a foreign page's socket reached fal"
+    with connect(url, additional_headers=BEARER, origin=ALLOWED_ORIGIN) as ws:
+        ws.send(pack({"prompt": "a fox"}))
+        assert unpack(ws.recv(timeout=10))["images"]
+
+
 def test_websocket_relays_a_realtime_message(
     served: Served, fake: httpx.Client, fake_url: str
 ) -> None:

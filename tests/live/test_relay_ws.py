@@ -104,7 +104,7 @@ def test_msgpack_frames_both_ways_and_the_key_stays_on_the_server(
     proxy_url: str, fake_rt: str, events: list[ProxyEvent]
 ) -> None:
     headers = {"cookie": "session=app-secret", "user-agent": "game-engine/1.0"}
-    origin = "https://app.example"
+    origin = proxy_url  # a page of the proxy's own origin (any other is refused: 403)
     with connect(relay_url(proxy_url), additional_headers=headers, origin=origin) as ws:  # type: ignore[arg-type]
         seen_by_client = [str(ws.response.headers)]
         ws.send(pack({"prompt": "a fox", "request_id": "r-1", "with_timings": True}))

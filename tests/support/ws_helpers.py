@@ -81,21 +81,30 @@ def open_fds() -> int:
 
 def raw_handshake(http_url: str, path: str) -> socket.socket:
     """A WebSocket opened by hand, so tests can misbehave in ways libraries refuse to."""
+    sock, response = raw_upgrade(http_url, path)
+    assert response.startswith(b"HTTP/1.1 101"), response[:80]
+    return sock
+
+
+def raw_upgrade(
+    http_url: str, path: str, extra_headers: bytes = b""
+) -> tuple[socket.socket, bytes]:
+    """Send a handshake by hand (``extra_headers``: raw ``name: value\r\n`` lines, any
+    bytes); return the socket and the response head (with any body bytes read so far)."""
     host, port = http_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     )
-    sock.sendall(request.encode())
+    sock.sendall(request.encode() + extra_headers + b"\r\n")
     response = b""
     while b"\r\n\r\n" not in response:
         chunk = sock.recv(4096)
         assert chunk, "connection closed during the handshake"
         response += chunk
-    assert response.startswith(b"HTTP/1.1 101"), response[:80]
-    return sock
+    return sock, response
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:

@@ -66,6 +66,10 @@ def test_describe_masks_the_key() -> None:
         {"FALPROXY_UPSTREAM_TIMEOUT": "-1"},
         {"FALPROXY_ALLOWED_URLS": "fal.run/{a,b}"},
         {"FALPROXY_ROUTE": "no-slash"},
+        {"FALPROXY_WS_MESSAGE_RATE": "lots"},
+        {"FALPROXY_WS_MESSAGE_RATE": "10/second;100/minute"},
+        {"FALPROXY_WS_MESSAGE_RATE": "0/second"},
+        {"FALPROXY_WS_MAX_SOCKETS": "0"},
     ],
 )
 def test_bad_settings_fail_at_start_up(env: dict[str, str]) -> None:
@@ -151,7 +155,7 @@ def test_nothing_changes_after_construction() -> None:
         ({"ws_max_queue": 1.5}, "ws_max_queue must be a positive integer"),
         ({"allow_anonymous": "false"}, "allow_anonymous must be True or False"),
         ({"cors_origins": "https://app.example"}, "cors_origins must be a list or tuple"),
-        ({"ws_message_rate": "often"}, "ws_message_rate must be a rate such as 10/second"),
+        ({"ws_message_rate": "often"}, "ws_message_rate must be one positive rate such as 10/second"),
         ({"log_format": "xml"}, "log_format must be one of text, json"),
         ({"ipv6_prefix": 129}, "ipv6_prefix must be a prefix length"),
         ({"health_path": "healthz"}, "health_path must be an absolute path"),
@@ -303,3 +307,11 @@ def test_credentials_in_upstream_urls_are_masked_everywhere() -> None:
 )
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+def test_ws_limits_from_env() -> None:
+    env = {"FALPROXY_WS_MESSAGE_RATE": "10/second", "FALPROXY_WS_MAX_SOCKETS": "4"}
+    config = ProxyConfig.from_env(env)
+    assert (config.ws_message_rate, config.ws_max_sockets) == ("10/second", 4)
+    with pytest.raises(ConfigError, match="ws_message_rate"):
+        ProxyConfig(ws_message_rate="ten per fortnight")

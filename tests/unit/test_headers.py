@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from falproxy.core.headers import client_response_headers, upstream_request_headers
+import pytest
+
+from falproxy.core.errors import InvalidHeaderValue
+from falproxy.core.headers import client_response_headers, field_value, upstream_request_headers
 
 
 def test_request_allow_list() -> None:
@@ -71,3 +74,21 @@ def test_response_drops_fal_cors_headers() -> None:
         [(b"access-control-allow-origin", b"*"), (b"Access-Control-Expose-Headers", b"x")]
     )
     assert out == []
+
+
+@pytest.mark.parametrize("value", [b"", b"cafe", b"a b\tc", bytes(range(0x20, 0x7F))])
+def test_printable_ascii_values_are_forwarded_unchanged(value: bytes) -> None:
+    assert field_value(value) == value
+    headers = upstream_request_headers([(b"x-fal-note", value)], b"Key k", None)
+    assert (b"x-fal-note", value) in headers
+
+
+@pytest.mark.parametrize(
+    "value", ["café".encode(), "café".encode("latin-1"), b"a\x00b", b"a\rb", b"\x7f", b"\x80"]
+)
+def test_other_bytes_in_a_forwarded_value_are_a_400(value: bytes) -> None:
+    with pytest.raises(InvalidHeaderValue) as info:
+        upstream_request_headers([(b"user-agent", value)], b"Key k", None)
+    assert info.value.status == 400
+    # A header that is never forwarded is not checked: it is the app's business.
+    upstream_request_headers([(b"cookie", value)], b"Key k", None)

@@ -6,15 +6,13 @@ from urllib.parse import quote
 
 import pytest
 
-from falproxy.core.errors import InvalidTarget, MissingTarget
+from falproxy.core.errors import InvalidTarget, MissingTarget, OriginNotAllowed
 from falproxy.core.headers import CLIENT_PROXY_HEADER
-from falproxy.core.sockets import read_socket_target, socket_request_headers
+from falproxy.core.sockets import check_socket_origin, read_socket_target, socket_request_headers
 from falproxy.core.targets import Target
 
 
-def read_ws_target(
-    query: str = "", headers: list[tuple[bytes, bytes]] | None = None
-) -> Target:
+def read_ws_target(query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> Target:
     return read_socket_target(headers or [], query.encode())
 
 
@@ -67,3 +65,15 @@ def test_forwarded_headers_are_allow_listed() -> None:
         (b"authorization", b"Key server:key"),
         CLIENT_PROXY_HEADER,
     )
+
+
+def test_check_socket_origin_refuses_a_repeated_origin_or_host() -> None:
+    own = [(b"host", b"127.0.0.1:8080"), (b"origin", b"http://127.0.0.1:8080")]
+    check_socket_origin(own, "ws", ())
+    for extra in ((b"origin", b"https://evil.example"), (b"host", b"evil.example")):
+        with pytest.raises(OriginNotAllowed):
+            check_socket_origin([*own, extra], "ws", ())
+    with pytest.raises(OriginNotAllowed):
+        check_socket_origin(
+            [(b"host", b"a.example"), (b"origin", b"https://evil.example")], "wss", ()
+        )

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_REASON_BYTES",
     "MESSAGE_TOO_BIG",
     "NORMAL_CLOSE",
+    "POLICY_VIOLATION",
     "RELAYABLE_CLOSE_CODES",
     "RESERVED_CLOSE_CODES",
     "relayed_close",
@@ -24,6 +25,7 @@ __all__ = [
 
 NORMAL_CLOSE: Final = 1000  # RFC 6455 7.4.1: the purpose of the connection was fulfilled
 ABNORMAL_CLOSE: Final = 1011  # RFC 6455 7.4.1 (and RFC errata 3227): unexpected condition
+POLICY_VIOLATION: Final = 1008  # RFC 6455 7.4.1: a message that violates policy (rate)
 MESSAGE_TOO_BIG: Final = 1009  # RFC 6455 7.4.1: a message larger than the relay accepts
 
 # RFC 6455 7.4.1: codes reserved for reporting, mapped to what the other side should hear.

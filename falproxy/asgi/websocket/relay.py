@@ -24,7 +24,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from falproxy.asgi.websocket.close import MESSAGE_TOO_BIG, NORMAL_CLOSE, relayed_close
+from falproxy.admission.ws_limits import MessageCheck
+from falproxy.asgi.websocket.close import (
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSE,
+    POLICY_VIOLATION,
+    relayed_close,
+)
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 from falproxy.core.lifecycle import CallRecord
@@ -38,6 +44,9 @@ UPSTREAM_CLOSE_TIMEOUT: Final = 5.0
 # The reason sent when the idle timeout closes both sides (1000: nothing went wrong).
 IDLE_REASON: Final = "idle timeout"
 TOO_BIG_REASON: Final = "message too big"
+RATE_REASON: Final = "message rate exceeded"
+# RFC 9110 15.4: 3xx, redirection; never followed (the key would go where it was sent).
+REDIRECTS: Final = range(300, 400)
 # A peer that vanished without a close frame (RFC 6455 7.1.5: "closed abnormally").
 _VANISHED: Final = 1006
 # websockets logs every handshake header at DEBUG ("> authorization: Key ..."); these
@@ -57,6 +66,20 @@ class _MaskCredentials(logging.Filter):
         if str(name).lower() in MASKED_HANDSHAKE_HEADERS:
             record.args = (name, "***")
         return True
+
+
+class _NoRedirects(connect):
+    """``websockets``' client with redirects switched off at their one decision point.
+
+    websockets 15+ follows up to ``WEBSOCKETS_MAX_REDIRECTS`` (10) 3xx answers: it would
+    resend ``Authorization: Key`` to a path the policy never checked, or connect to a host
+    outside the allow-list. ``process_redirect`` decides whether a failed handshake is a
+    redirect to follow; returning the error itself makes every 3xx fail like any other
+    refused handshake (``InvalidStatus``), before a second connection is opened.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 # The logger handed to websockets for upstream connections, with the mask attached.
@@ -135,7 +158,7 @@ async def open_upstream(
 ) -> UpstreamSocket:
     """Connect to ``url`` with exactly ``headers``; raise 502/504 ``ProxyError`` on failure."""
     try:
-        connection = await connect(
+        connection = await _NoRedirects(
             url,
             additional_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
             user_agent_header=None,
@@ -153,6 +176,11 @@ async def open_upstream(
         raise UpstreamTimeout("fal did not accept the WebSocket in time") from None
     except InvalidStatus as exc:
         status = exc.response.status_code
+        if REDIRECTS.start <= status < REDIRECTS.stop:
+            raise UpstreamUnavailable(
+                f"fal answered the WebSocket with a redirect (HTTP {status}); "
+                "redirects are never followed"
+            ) from None
         raise UpstreamUnavailable(f"fal refused the WebSocket (HTTP {status})") from None
     except (InvalidHandshake, OSError):
         raise UpstreamUnavailable("The fal WebSocket could not be opened") from None
@@ -160,13 +188,22 @@ async def open_upstream(
 
 
 async def relay_frames(
-    upstream: UpstreamSocket, receive: Receive, send: Send, limits: WsLimits, stats: CallRecord
+    upstream: UpstreamSocket,
+    receive: Receive,
+    send: Send,
+    limits: WsLimits,
+    stats: CallRecord,
+    allow_message: MessageCheck | None = None,
 ) -> None:
-    """Pump frames both ways until one side closes; then close the other and return."""
+    """Pump frames both ways until one side closes; then close the other and return.
+
+    ``allow_message`` (the caller's message rate, ws_limits.py) is awaited before each
+    client message is relayed; a refused message is dropped and both sides close 1008.
+    """
     connection = upstream.connection
     activity = _Activity()
     ending = await _first_ending(
-        lambda: _client_to_upstream(connection, receive, limits, stats, activity),
+        lambda: _client_to_upstream(connection, receive, limits, stats, activity, allow_message),
         lambda: _upstream_to_client(connection, send, stats, activity),
         lambda: _idle_watch(activity, limits.idle_timeout),
     )
@@ -200,6 +237,7 @@ async def _client_to_upstream(
     limits: WsLimits,
     stats: CallRecord,
     activity: _Activity,
+    allow_message: MessageCheck | None,
 ) -> _Ending:
     while True:
         message = await receive()
@@ -212,6 +250,8 @@ async def _client_to_upstream(
         payload = data if data is not None else (text or "").encode()
         if len(payload) > limits.max_message_bytes:
             return _Ending("proxy", MESSAGE_TOO_BIG, TOO_BIG_REASON)
+        if allow_message is not None and not await allow_message():
+            return _Ending("proxy", POLICY_VIOLATION, RATE_REASON)
         stats.frames_up += 1
         stats.bytes_up += len(payload)
         activity.last = time.monotonic()
@@ -276,6 +316,8 @@ def _upstream_ending(exc: ConnectionClosed) -> _Ending:
 def _outcome(ending: _Ending) -> Outcome:
     if ending.code == _VANISHED:
         return Outcome.CLIENT_GONE if ending.side == "client" else Outcome.UPSTREAM_ERROR
+    if ending.side == "proxy" and ending.code == POLICY_VIOLATION:
+        return Outcome.LIMITED
     return Outcome.REFUSED if ending.code == MESSAGE_TOO_BIG else Outcome.OK
 
 

@@ -8,6 +8,7 @@ Exactly one ProxyEvent is recorded per socket.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Protocol
 
 from falproxy.admission.pipeline import Pipeline
@@ -47,6 +48,7 @@ async def serve_websocket(
     call = proxy.calls.open(WEBSOCKET, METHOD, scope["headers"])
     record = call.record
     limits = WsLimits.from_config(proxy.config)
+    slot = ExitStack()  # this socket's place among its caller's open sockets (ws_limits.py)
     try:
         try:
             if not routed:
@@ -58,6 +60,8 @@ async def serve_websocket(
                 record.answer(admitted)
                 await deny_websocket(scope, send, admitted)
                 return
+            sockets = proxy.pipeline.gate.sockets
+            slot.enter_context(sockets.socket(record.identity, admitted.client))  # or 429
             headers = list(socket_request_headers(scope["headers"], admitted.authorization))
             call.span.inject(headers)
             subprotocols = tuple(scope.get("subprotocols") or ())
@@ -70,6 +74,8 @@ async def serve_websocket(
         record.move(Phase.RELAYING)
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await relay_frames(upstream, receive, send, limits, record)
+            allow = sockets.message_check(record.identity, admitted.client)
+            await relay_frames(upstream, receive, send, limits, record, allow)
     finally:
+        slot.close()
         await proxy.calls.close(call)
