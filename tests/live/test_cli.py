@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import free_port
+
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 RUN = {"x-fal-target-url": "https://fal.run/fal-ai/flux/dev", "content-type": "application/json"}
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def clean_env(**extra: str) -> dict[str, str]:

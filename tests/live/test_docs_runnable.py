@@ -10,34 +10,21 @@ block that shows a cookie-based check of the app's own admits it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import TEST_KEY, fake_upstreams, serve
 from tests.support.markdown_blocks import Block, doc_blocks
+from tests.support.wsgi_server import serve_wsgi
 
 RUNNABLE = [block for block in doc_blocks() if block.runnable]
 TARGET = "https://fal.run/fal-ai/flux/dev"
 APP_NAMES = ("app", "application", "proxy")
 
-
-@contextmanager
-def serve_wsgi(app: Any) -> Iterator[str]:
-    """Serve a WSGI app with Werkzeug's threaded server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -12,13 +11,7 @@ from falproxy import FalCredential, Identity, ProxyEvent, RateLimited, Reply, Re
 from falproxy.core.hooks import emit
 from tests.conftest import TEST_KEY
 from tests.support.hook_support import FLUX, SCHNELL, live_proxy, run
-
-
-def wait_until(predicate: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+from tests.support.live import wait_until
 
 
 def header_identity(name: str, calls: list[str]) -> object:

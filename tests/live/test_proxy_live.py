@@ -13,15 +13,7 @@ import pytest
 from falproxy import FalProxy
 from tests.conftest import proxy_config, serve
 from tests.support.live import JSON, ROUTE, assert_no_key, target
-
-
-def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+from tests.support.live import wait_until as wait_for
 
 
 @pytest.fixture

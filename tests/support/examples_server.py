@@ -7,7 +7,6 @@ workers, ``flask run``), configured only through the environment, in front of th
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import IO
 import httpx
 
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
@@ -62,12 +62,6 @@ FALPROXY = str(Path(sys.executable).parent / "falproxy")
 ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
 START_TIMEOUT = 30.0
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def argv(name: str, port: int) -> list[str]:

@@ -19,17 +19,12 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
+from tests.support.ports import free_port
 
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def upstreams_env(fake_url: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live.test_cli import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None,

@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import struct
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -58,14 +56,6 @@ def reset_realtime(fake_url: str) -> None:
     httpx.post(f"{fake_url}/__fake__/realtime/reset").raise_for_status()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
 
 def last_session(fake_url: str) -> dict[str, Any]:
     sessions = realtime_stats(fake_url)["sessions"]
@@ -73,10 +63,6 @@ def last_session(fake_url: str) -> dict[str, Any]:
     session: dict[str, Any] = sessions[-1]
     return session
 
-
-def open_fds() -> int:
-    """Open file descriptors of this process (Linux)."""
-    return len(os.listdir("/proc/self/fd"))
 
 
 def raw_handshake(http_url: str, path: str) -> socket.socket:
