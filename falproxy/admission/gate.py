@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from falproxy.admission.auth import CHALLENGE, JWTVerifier, StaticTokens, bearer_token
@@ -34,7 +35,6 @@ from falproxy.core.types import Scope
 from falproxy.ops.metrics import ProxyMetrics
 
 logger = logging.getLogger("falproxy.core.hooks")
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class Gate:
                 fail_open=config.rate_limit_fail_open,
                 on_error=metrics.storage_error,
                 on_limited=metrics.rate_limited,
+                ipv6_prefix=config.ipv6_prefix,
             )
             if config.rate_limits
             else None
@@ -100,6 +101,20 @@ class Gate:
         except Exception as exc:
             logger.error("a hook failed while admitting a call: %s", type(exc).__name__)
             raise HookFailed() from None
+
+    async def count_mint(self, scope: Scope, identity: str | None, apps: Sequence[str]) -> None:
+        """Count a policed token mint against the rate rules of the apps it names.
+
+        Admission already counted the mint against the rules that count every call; this
+        adds the rules of the apps a token for ``apps`` may call (see ``ratelimit.py``).
+        """
+        if self.limiter is None:
+            return
+        try:
+            await self.limiter.check_mint(apps, identity, self._address(scope))
+        except ProxyError as refusal:
+            refusal.caller = identity
+            raise
 
     async def _admit(self, scope: Scope, target: Target, app_id: str | None) -> Admission:
         method = "WEBSOCKET" if scope["type"] == "websocket" else scope["method"]
@@ -143,6 +158,7 @@ def _builtin_authenticators(config: ProxyConfig) -> tuple[Authenticate, ...]:
                 jwks_url=config.jwks_url,
                 audience=config.jwt_audience,
                 issuer=config.jwt_issuer,
+                jwks_cache_seconds=config.jwks_cache_seconds,
             )
         )
     return tuple(hooks)

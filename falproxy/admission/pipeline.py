@@ -21,6 +21,7 @@ from falproxy.core.hosts import HostRule
 from falproxy.core.lifecycle import HTTP, CallRecord
 from falproxy.core.pipeline import Incoming, Rules
 from falproxy.core.targets import Target
+from falproxy.core.types import Scope
 from falproxy.core.upstreams import UpstreamMap
 from falproxy.ops.metrics import ProxyMetrics
 
@@ -84,3 +85,13 @@ class Pipeline:
             body=body,
             client=admission.context.client,
         )
+
+    async def police_token(self, raw: bytes, scope: Scope, record: CallRecord) -> bytes:
+        """A token-minting body, policed (the JSON to forward), and counted by the limits.
+
+        The mint counts against every rate rule of an app it names, not only the rules
+        that count every call (which admission already applied).
+        """
+        policed = self.policy.check_token_request(raw)
+        await self.gate.count_mint(scope, record.identity, self.policy.token_apps(policed))
+        return policed

@@ -10,6 +10,11 @@ Text form (``FALPROXY_RATE_LIMIT``): rules separated by ``;``, each
 ``LIMIT [GLOB] [per=identity|address|global] [cost=N]``, e.g.
 ``"60/minute; 5/minute fal-ai/flux-pro/** cost=2"``.
 
+Anonymous callers are counted by address, IPv6 ones by their ``/64`` (``ipv6_prefix``). A
+token mint names aliases, not endpoints: it counts against every rule that would count a
+call to an app a token for those aliases may call (any owner), besides the rules that
+count every call.
+
 When the storage fails (Redis down), the call is admitted (``fail_open``) or refused
 with 503; either way the error is counted and logged once per outage, not per call.
 """
@@ -27,8 +32,9 @@ import limits.errors
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from falproxy.core.client_address import DEFAULT_IPV6_PREFIX, budget_key
 from falproxy.core.errors import ConfigError, LimiterUnavailable, RateLimited
-from falproxy.core.policy import compile_glob
+from falproxy.core.policy import alias_matcher, compile_glob
 from falproxy.core.rate_rules import Per, RateLimit
 
 logger = logging.getLogger("falproxy.admission.ratelimit")
@@ -41,11 +47,11 @@ REDIS_KEY_PREFIX = "FALPROXY"
 REDIS_SOCKET_TIMEOUT = 0.5
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Rule:
     item: limits.RateLimitItem
     matches: Callable[[str], object]
+    names_alias: Callable[[str], bool]
     per: Per
     cost: int
     label: str
@@ -67,6 +73,7 @@ class RateLimiter:
         on_error: Callable[[bool], None] = lambda admitted: None,
         on_limited: Callable[[str], None] = lambda label: None,
         namespace: str = "",
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
         self.storage = _storage(storage_url)
         self.limiter = FixedWindowRateLimiter(self.storage)
@@ -74,10 +81,12 @@ class RateLimiter:
         self._on_error = on_error
         self._on_limited = on_limited
         self._failing = False
+        self._ipv6_prefix = ipv6_prefix
         self._rules = tuple(
             _Rule(
                 limits.parse(rule.limit),
                 compile_glob(rule.endpoints).fullmatch,
+                alias_matcher(rule.endpoints),
                 rule.per,
                 rule.cost,
                 f"{namespace}{index}",
@@ -98,12 +107,29 @@ class RateLimiter:
 
     async def check(self, app_id: str | None, identity: str | None, address: str) -> None:
         """Count one call; raise ``RateLimited`` or ``LimiterUnavailable`` to refuse it."""
-        for rule in self._rules:
-            if rule.matches(app_id or ""):
-                who = subject(rule.per, identity, address)
-                if not await self._hit(rule, who):
-                    self._on_limited(rule.label)
-                    raise RateLimited(headers=await self._headers(rule, who))
+        matching = [rule for rule in self._rules if rule.matches(app_id or "")]
+        await self._count(matching, identity, address)
+
+    async def check_mint(self, apps: Sequence[str], identity: str | None, address: str) -> None:
+        """Count a token mint naming ``apps`` (aliases) against the rules of those apps.
+
+        The rules that count every call (they match no app id at all) counted the mint
+        when it was admitted; each other rule that could match an app a token for those
+        aliases may call counts it once here, however many of the aliases it matches.
+        """
+        matching = [
+            rule
+            for rule in self._rules
+            if not rule.matches("") and any(map(rule.names_alias, apps))
+        ]
+        await self._count(matching, identity, address)
+
+    async def _count(self, rules: Sequence[_Rule], identity: str | None, address: str) -> None:
+        for rule in rules:
+            who = subject(rule.per, identity, budget_key(address, self._ipv6_prefix))
+            if not await self._hit(rule, who):
+                self._on_limited(rule.label)
+                raise RateLimited(headers=await self._headers(rule, who))
 
     async def _hit(self, rule: _Rule, who: str) -> bool:
         try:

@@ -170,7 +170,7 @@ class FalProxy:
         self, scope: Scope, receive: Receive, send: Send, admitted: Admitted, call: Call
     ) -> None:
         record = call.record
-        body, body_done, length = await self._body(admitted, receive, record)
+        body, body_done, length = await self._body(admitted, scope, receive, record)
         headers = upstream_request_headers(scope["headers"], admitted.authorization, length)
         call.span.inject(headers)
         request = build_request(self.upstream, scope["method"], admitted.url, headers, body)
@@ -186,7 +186,7 @@ class FalProxy:
         )
 
     async def _body(
-        self, admitted: Admitted, receive: Receive, record: CallRecord
+        self, admitted: Admitted, scope: Scope, receive: Receive, record: CallRecord
     ) -> tuple[Body, anyio.Event, int | None]:
         """The body to send, an event set once it is fully read, and its length."""
         plan = admitted.body
@@ -195,7 +195,7 @@ class FalProxy:
         clock = BodyClock(self.config.body_timeout, self.config.body_deadline, time.monotonic())
         if plan.kind is BodyKind.TOKEN:
             raw = await read_body(receive, plan.max_bytes, clock)
-            policed = self.pipeline.policy.check_token_request(raw)
+            policed = await self.pipeline.police_token(raw, scope, record)
             done.set()
             record.bytes_up = len(policed)
             return policed, done, len(policed)

@@ -53,6 +53,14 @@ class UpstreamRequest:
     body: Body = None
     body_error: Exception | None = None
 
+    @property
+    def authorization(self) -> bytes:
+        """The key this call sends upstream, which no response header may carry back."""
+        for name, value in self.headers:
+            if name.lower() == "authorization":
+                return value.encode("latin-1")
+        return b""
+
     async def _guarded(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         try:
             async for chunk in chunks:
@@ -152,7 +160,7 @@ async def relay_http(
     try:
         response = await _open(upstream, request, header_timeout)
         result.first_byte_seconds = time.perf_counter() - started
-        await _stream_response(response, send, result, upstream.idle_timeout)
+        await _stream_response(response, send, result, upstream.idle_timeout, request.authorization)
     except asyncio.CancelledError:
         if not watch.cancelled:
             raise
@@ -183,11 +191,19 @@ async def _open(
 
 
 async def _stream_response(
-    response: aiohttp.ClientResponse, send: Send, result: CallRecord, idle_timeout: float
+    response: aiohttp.ClientResponse,
+    send: Send,
+    result: CallRecord,
+    idle_timeout: float,
+    authorization: bytes,
 ) -> None:
     OPEN_UPSTREAM_RESPONSES.inc()
     try:
-        headers, _ = client_response_headers(response.raw_headers)
+        headers, _, result.dropped_headers = client_response_headers(
+            response.raw_headers, authorization
+        )
+        if result.dropped_headers:
+            logger.warning("dropped %d response headers carrying the key", result.dropped_headers)
         result.status = response.status
         result.request_id = response.headers.get("x-fal-request-id")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})

@@ -354,7 +354,12 @@ class ProxyConfig:
 
     def policy(self) -> Policy:
         """The compiled allow-lists of this configuration (validated at construction)."""
-        return Policy(self.allowed_urls, self.allowed_endpoints, self.max_token_expiration)
+        return Policy(
+            self.allowed_urls,
+            self.allowed_endpoints,
+            self.max_token_expiration,
+            token_minting=self.token_minting,
+        )
 
     def require_credential(self) -> FalCredential:
         """The fal key, or the start-up error that names both ways to set it."""

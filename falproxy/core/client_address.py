@@ -16,6 +16,9 @@ from falproxy.core.types import Scope
 
 FORWARDED_FOR = b"x-forwarded-for"  # de-facto standard; RFC 7239 `Forwarded` not parsed
 UNKNOWN_CLIENT = "unknown"  # ASGI servers may omit `client` (e.g. Unix sockets)
+# RFC 4291 section 2.5.4 / RFC 6177: one host or site gets a /64 (or more), so an IPv6 address
+# alone names a budget an attacker can multiply by 2^64; IPv6 callers are keyed by prefix.
+DEFAULT_IPV6_PREFIX = 64
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,6 +57,25 @@ class ClientAddress:
         except ValueError:
             return False
         return any(ip in network for network in self._trusted)
+
+
+def budget_key(address: str, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
+    """The key an anonymous caller's rate budget is counted under.
+
+    IPv4 addresses (and IPv4-mapped IPv6 ones) are keyed as the IPv4 address; other IPv6
+    addresses by their ``/ipv6_prefix`` network, so one host cannot rotate through the
+    addresses of its prefix for fresh budgets. Anything else (``unknown``) is kept as is.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    unscoped = ipaddress.IPv6Address(ip.packed)  # a zone id (fe80::1%eth0) names no budget
+    return str(ipaddress.IPv6Network((unscoped, ipv6_prefix), strict=False))
 
 
 def _forwarded_hops(scope: Scope) -> list[str]:

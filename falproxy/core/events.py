@@ -31,3 +31,4 @@ class ProxyEvent:
     frames_down: int = 0  # WebSocket only
     close_code: int | None = None  # WebSocket only
     admitted: bool = False  # passed admission (only admitted calls name apps in metrics)
+    dropped_headers: int = 0  # upstream response headers withheld because they carried the key

@@ -56,6 +56,11 @@ UPSTREAM_CORS_PREFIX = b"access-control-"
 FIELD_VALUE_BYTES = bytes(range(0x20, 0x7F)) + b"\t"
 # Identifies the proxy to fal, like @fal-ai/server-proxy's header does.
 CLIENT_PROXY_HEADER = (b"x-fal-client-proxy", f"falproxy/{__version__}".encode())
+# The scheme of the upstream Authorization value (fal-protocol.md section 4): "Key <id>:<secret>".
+KEY_SCHEME = b"key "
+# A key's secret half shorter than this is too common a byte string to scan for on its own;
+# the whole key is scanned for instead (real fal secrets are far longer).
+MIN_SCANNED_SECRET = 8
 # Event streams must not be buffered by nginx or caches in front of us.
 EVENT_STREAM_HEADERS: Headers = [(b"x-accel-buffering", b"no"), (b"cache-control", b"no-cache")]
 
@@ -94,22 +99,32 @@ def upstream_request_headers(
     return out
 
 
-def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> tuple[Headers, bool]:
-    """The upstream's headers minus dropped ones, and whether it is an event stream.
+def client_response_headers(
+    upstream: Iterable[tuple[bytes, bytes]], authorization: bytes
+) -> tuple[Headers, bool, int]:
+    """The upstream's headers minus dropped ones, whether it is an event stream, and how
+    many headers were dropped because they carried the key.
 
     Dropped: hop-by-hop headers (and those named in ``Connection``), ``Date`` and ``Server``
-    (the answering server sets its own), ``Set-Cookie`` and fal's ``Access-Control-*``.
+    (the answering server sets its own), ``Set-Cookie``, fal's ``Access-Control-*``, and any
+    header whose value contains the key sent upstream (``authorization``, the ``Key id:secret``
+    value): an upstream that echoes the request's ``Authorization`` must not hand it out.
     """
     pairs = [(name.lower(), value) for name, value in upstream]
     dropped = set(DROPPED_RESPONSE_HEADERS)
     for name, value in pairs:
         if name == b"connection":
             dropped.update(token.strip().lower() for token in value.split(b","))
-    out = [
-        (name, value)
-        for name, value in pairs
-        if name not in dropped and not name.startswith(UPSTREAM_CORS_PREFIX)
-    ]
+    needles = key_needles(authorization)
+    out: Headers = []
+    leaked = 0
+    for name, value in pairs:
+        if name in dropped or name.startswith(UPSTREAM_CORS_PREFIX):
+            continue
+        if any(needle in value for needle in needles):
+            leaked += 1
+            continue
+        out.append((name, value))
     is_event_stream = any(
         name == b"content-type" and value.lower().startswith(b"text/event-stream")
         for name, value in out
@@ -117,4 +132,18 @@ def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> tuple[He
     if is_event_stream:
         out = [(n, v) for n, v in out if n not in (b"cache-control", b"x-accel-buffering")]
         out.extend(EVENT_STREAM_HEADERS)
-    return out, is_event_stream
+    return out, is_event_stream, leaked
+
+
+def key_needles(authorization: bytes) -> tuple[bytes, ...]:
+    """What betrays the key in a response: its secret half, or the whole key when short.
+
+    ``authorization`` is the upstream ``Authorization`` value, ``Key <id>:<secret>``; any
+    value containing the secret contains the whole key too, so the secret alone is enough.
+    """
+    key = authorization[len(KEY_SCHEME) :] if authorization[:4].lower() == KEY_SCHEME else b""
+    key = key.strip() or authorization.strip()
+    secret = key.partition(b":")[2]
+    if len(secret) >= MIN_SCANNED_SECRET:
+        return (secret,)
+    return (key,) if key else ()

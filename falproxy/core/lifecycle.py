@@ -77,6 +77,7 @@ class CallRecord:
     frames_down: int = 0
     close_code: int | None = None
     admitted: bool = False  # got past admission (it may have ended since)
+    dropped_headers: int = 0  # upstream response headers withheld because they carried the key
 
     def move(self, phase: Phase) -> None:
         """Enter ``phase``; only the moves in :data:`TRANSITIONS` are allowed."""
@@ -127,5 +128,5 @@ class CallRecord:
             frames_down=self.frames_down,
             close_code=self.close_code,
             admitted=self.admitted,
+            dropped_headers=self.dropped_headers,
         )
-

@@ -64,7 +64,8 @@ class Rules:
             check_request_head(incoming.headers)
             self.hosts.check(incoming.headers)
             target = target_from_headers(incoming.headers)
-        return target, self.policy.check(target)
+        method = "GET" if incoming.kind == WEBSOCKET else incoming.method  # a handshake is a GET
+        return target, self.policy.check(target, method)
 
 
 def route_path(scope: Scope) -> str:

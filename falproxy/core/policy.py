@@ -29,10 +29,18 @@ from dataclasses import dataclass
 from typing import Final, TypeGuard
 from urllib.parse import unquote
 
-from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget
+from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget, MethodNotAllowed
 from falproxy.core.targets import Target, is_valid_segment
 
-__all__ = ["DEFAULT_ALLOWED_URLS", "TOKEN_PATH", "AppRef", "Policy", "app_id_of", "compile_glob"]
+__all__ = [
+    "DEFAULT_ALLOWED_URLS",
+    "TOKEN_PATH",
+    "AppRef",
+    "Policy",
+    "alias_matcher",
+    "app_id_of",
+    "compile_glob",
+]
 
 # Node proxy defaults plus the REST calls the JS client needs (docs/fal-protocol.md §9, §10, §14).
 DEFAULT_ALLOWED_URLS: Final[tuple[str, ...]] = (
@@ -56,8 +64,17 @@ QUEUE_HOST: Final = "queue.fal.run"
 NAMESPACES: Final = frozenset({"workflows", "comfy"})
 # Suffixes clients add to an id on fal.run: streaming, realtime (docs/fal-protocol.md §3, §8, §11).
 RUN_SUFFIXES: Final = frozenset({"stream", "realtime"})
-# After ``requests/<rid>``: result, status, status stream, cancel (docs/fal-protocol.md §7.2-7.5).
-QUEUE_REQUEST_TAILS: Final = frozenset({(), ("status",), ("status", "stream"), ("cancel",)})
+# What may follow ``requests/<rid>`` on the queue, and the one method each takes: result, status,
+# status stream and logs are read with GET, cancel is a PUT (docs/fal-protocol.md §7.2-7.5;
+# issue 12).
+QUEUE_REQUEST_METHODS: Final[dict[tuple[str, ...], str]] = {
+    (): "GET",
+    ("status",): "GET",
+    ("status", "stream"): "GET",
+    ("logs",): "GET",
+    ("cancel",): "PUT",
+}
+QUEUE_REQUEST_TAILS: Final = frozenset(QUEUE_REQUEST_METHODS)
 # A token request is a few hundred bytes; anything far larger is not one.
 MAX_TOKEN_BODY: Final = 64 * 1024
 # An ``allowed_apps`` entry: a fal alias such as "fast-lcm-diffusion" (docs/fal-protocol.md §9).
@@ -74,8 +91,9 @@ _LEADING_GLOBSTAR, _GLOBSTAR = "(?:.*/)?", "(?:/.*)?"
 class AppRef:
     """The fal app a target calls."""
 
-    app_id: str  # full endpoint id, or "[ns/]owner/alias" when request_scoped
+    app_id: str  # full endpoint id, or "[ns/]owner/alias" when request_scoped; no trailing "/"
     request_scoped: bool  # a queue result/status/cancel URL, which drops the endpoint path
+    method: str | None = None  # the one method a request-scoped URL takes (None: any proxied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +117,20 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
 
 
 def app_id_of(target: Target) -> AppRef | None:
-    """The app a target on an app host calls; None on other hosts or without owner/alias."""
+    """The app a target on an app host calls; None on other hosts or without owner/alias.
+
+    The id is canonical: ``…/dev/`` and ``…/dev`` name the same app (fal routes both), so a
+    trailing slash is dropped and an exact rule or limit on ``…/dev`` holds for both spellings.
+    """
     if target.host not in APP_HOSTS:
         return None
-    segments = target.path[1:].split("/")
+    segments = target.path[1:].removesuffix("/").split("/")
     size = 3 if segments[0] in NAMESPACES else 2  # [ns/]owner/alias
     if len(segments) < size or not all(segments[:size]):
         return None
     if target.host == QUEUE_HOST and _is_request_url(segments[size:]):
-        return AppRef("/".join(segments[:size]), request_scoped=True)
+        method = QUEUE_REQUEST_METHODS[tuple(segments[size + 2 :])]
+        return AppRef("/".join(segments[:size]), request_scoped=True, method=method)
     if target.host != QUEUE_HOST and len(segments) > size and segments[-1] in RUN_SUFFIXES:
         segments = segments[:-1]
     return AppRef("/".join(segments), request_scoped=False)
@@ -128,6 +151,8 @@ class Policy:
         allowed_urls: Sequence[str] = DEFAULT_ALLOWED_URLS,
         allowed_endpoints: Sequence[str] = (),
         max_token_expiration: int = 300,
+        *,
+        token_minting: bool = True,
     ) -> None:
         if isinstance(allowed_urls, str) or isinstance(allowed_endpoints, str):
             raise TypeError("Policy: pass globs as a sequence of strings, not one string")
@@ -136,6 +161,7 @@ class Policy:
         self._urls = tuple(_parse_glob(_checked(p, url=True)).pattern for p in allowed_urls)
         self._endpoints = tuple(_parse_glob(_checked(p, url=False)) for p in allowed_endpoints)
         self._max_token_expiration = max_token_expiration
+        self._token_minting = token_minting
 
     @property
     def max_token_expiration(self) -> int:
@@ -147,19 +173,30 @@ class Policy:
         """True when no endpoint globs were given: every app on an allowed URL passes."""
         return not self._endpoints
 
-    def check(self, target: Target) -> str | None:
-        """Return the target's app id (None on REST hosts or when unrestricted and unknown).
+    def check(self, target: Target, method: str) -> str | None:
+        """Return the target's canonical app id (None on REST hosts, or unrestricted and unknown).
 
-        Raises InvalidTarget when no URL glob matches, EndpointNotAllowed when endpoints are
-        restricted and the app is outside them or cannot be determined.
+        ``method`` is the HTTP method (a WebSocket handshake is a GET). Raises InvalidTarget
+        when no URL glob matches, EndpointNotAllowed when endpoints are restricted and the app
+        is outside them or cannot be determined, or when the target mints tokens and minting
+        is off, MethodNotAllowed (with ``Allow``) when a queue request URL gets another method.
         """
         subject = target.glob_subject
         if not any(url.fullmatch(subject) for url in self._urls):
             raise InvalidTarget("The target URL is not allowed by the proxy's policy")
+        if not self._token_minting and self.is_token_request(target):
+            raise EndpointNotAllowed("Token minting is turned off on this proxy")
         ref = app_id_of(target)
         if self._endpoints and target.host in APP_HOSTS and not self._allows_app(ref):
             raise EndpointNotAllowed()
+        if ref is not None and ref.method is not None and method != ref.method:
+            raise MethodNotAllowed(headers={"allow": ref.method})
         return ref.app_id if ref else None
+
+    def token_apps(self, body: bytes) -> tuple[str, ...]:
+        """The aliases a body returned by :meth:`check_token_request` names."""
+        apps = _load_json_object(body).get("allowed_apps")
+        return tuple(app for app in apps if isinstance(app, str)) if isinstance(apps, list) else ()
 
     def is_token_request(self, target: Target) -> bool:
         """Whether the target mints tokens, however its path is spelt (case, escapes, params)."""
@@ -200,9 +237,23 @@ class Policy:
     def _allows_alias(self, alias: str) -> bool:
         if not self._endpoints:
             return True
-        plain = [_any_owner, _exactly(alias)]
-        paths = [plain, *([_literally(ns), *plain] for ns in sorted(NAMESPACES))]
-        return any(_matches_prefix(g.segments, p) for g in self._endpoints for p in paths)
+        return any(_may_name_alias(glob, alias) for glob in self._endpoints)
+
+
+def alias_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether an endpoint glob can match some app a token minted for an alias may call.
+
+    A minted token names aliases only and works for ``<any owner>/<alias>[/...]`` (and the
+    namespaced forms), so a glob counts a mint when it can match any such id (fal-protocol §9).
+    """
+    glob = _parse_glob(_checked(pattern, url=False))
+    return lambda alias: _may_name_alias(glob, alias)
+
+
+def _may_name_alias(glob: _Glob, alias: str) -> bool:
+    plain = [_any_owner, _exactly(alias)]
+    paths = [plain, *([_literally(ns), *plain] for ns in sorted(NAMESPACES))]
+    return any(_matches_prefix(glob.segments, path) for path in paths)
 
 
 # A predicate on a glob segment's (regex, sample): can it match the next id segment?

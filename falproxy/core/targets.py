@@ -57,6 +57,9 @@ _PCHAR: Final = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
 _SEGMENT: Final = re.compile(f"{_PCHAR}+")
 # RFC 3986 §3.4 query = *( pchar / "/" / "?" ).
 _QUERY: Final = re.compile(f"(?:{_PCHAR}|[/?])*")
+# RFC 3986 §3.3 lets ";" start segment parameters, which some servers strip and others keep:
+# "…/dev;x" could reach the app "…/dev" while exact rules and limits see another id (issue 12).
+_PATH_PARAMETER: Final = ";"
 # A percent-escape, capturing its two hex digits.
 _ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 
@@ -66,9 +69,10 @@ _DOT_SEGMENTS: Final = frozenset({".", ".."})
 _UNRESERVED: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 )
-# Bytes a path may not spell as %XX: separators, "%" itself (double decoding), controls, and
-# unreserved characters (which covers %2E, the dot of an encoded "..").
-_FORBIDDEN_PATH_ESCAPES: Final = frozenset(range(0x20)) | frozenset(b"\x7f/\\%") | _UNRESERVED
+# Bytes a path may not spell as %XX: separators, "%" itself (double decoding), controls,
+# unreserved characters (which covers %2E, the dot of an encoded ".."), and ";" (%3B), refused
+# plain too, so that no spelling of a parameter reaches a server that might decode and strip it.
+_FORBIDDEN_PATH_ESCAPES: Final = frozenset(range(0x20)) | frozenset(b"\x7f/\\%;") | _UNRESERVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,8 @@ def _segment_problem(segment: str) -> str | None:
         return "The target URL path contains forbidden characters"
     if segment.split(";", 1)[0] in _DOT_SEGMENTS:
         return "The target URL path must not contain dot segments"
+    if _PATH_PARAMETER in segment:
+        return "The target URL path must not contain ';' (path parameters)"
     if any(int(digits, 16) in _FORBIDDEN_PATH_ESCAPES for digits in _ESCAPE.findall(segment)):
         return "The target URL path contains a forbidden percent-escape"
     return None

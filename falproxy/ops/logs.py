@@ -47,11 +47,13 @@ def event_fields(event: ProxyEvent) -> dict[str, Any]:
 
 
 def event_summary(event: ProxyEvent) -> str:
-    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``."""
+    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``,
+    and ``dropped_headers=N`` when upstream headers carrying the key were withheld."""
+    dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
     return (
         f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
-        f"ms={event.duration_seconds * 1000:.1f}"
+        f"ms={event.duration_seconds * 1000:.1f}{dropped}"
     )
 
 

@@ -29,6 +29,7 @@ from falproxy.core.errors import ProxyError
 from falproxy.core.headers import Headers, upstream_request_headers
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
+from falproxy.core.types import Scope
 from falproxy.ops.calls import Call, CallLog
 from falproxy.ops.endpoints import OpsEndpoints
 from falproxy.ops.metrics import ProxyMetrics
@@ -132,7 +133,7 @@ class SyncFalProxy:
                 record.answer(admitted)
                 self._close(call)
                 return SyncReply.of(admitted)
-            content, length = self._body(admitted, body, record, sock)
+            content, length = self._body(admitted, incoming.scope, body, record, sock)
             upstream_headers = upstream_request_headers(headers, admitted.authorization, length)
             call.span.inject(upstream_headers)
             record.move(Phase.RELAYING)
@@ -151,7 +152,12 @@ class SyncFalProxy:
         self.calls.close_sync(call, self._loop.run)
 
     def _body(
-        self, admitted: Admitted, body: Readable, record: CallRecord, sock: socket.socket | None
+        self,
+        admitted: Admitted,
+        scope: Scope,
+        body: Readable,
+        record: CallRecord,
+        sock: socket.socket | None,
     ) -> tuple[SyncBody, int | None]:
         """The body to send and its length (``None``: sent chunked)."""
         plan = admitted.body
@@ -159,7 +165,7 @@ class SyncFalProxy:
         clock = BodyClock(self.config.body_timeout, self.config.body_deadline, time.monotonic())
         if plan.kind is BodyKind.TOKEN:
             raw = read_all(body, plan.max_bytes, record, clock, sock)
-            policed = self.pipeline.policy.check_token_request(raw)
+            policed = self._loop.run(self.pipeline.police_token(raw, scope, record))
             record.bytes_up = len(policed)
             return policed, len(policed)
         if plan.kind is BodyKind.NONE:

@@ -94,7 +94,10 @@ def open_upstream(
 
 def response_head(response: httpx.Response, result: CallRecord) -> Headers:
     """The status is recorded in ``result``; returns the headers the client may see."""
-    headers, _ = client_response_headers(response.headers.raw)
+    sent = next((v for n, v in response.request.headers.raw if n.lower() == b"authorization"), b"")
+    headers, _, result.dropped_headers = client_response_headers(response.headers.raw, sent)
+    if result.dropped_headers:
+        logger.warning("dropped %d response headers carrying the key", result.dropped_headers)
     result.status = response.status_code
     result.request_id = response.headers.get("x-fal-request-id")
     return headers

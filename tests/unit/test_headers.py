@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from falproxy.core.errors import InvalidHeaderValue
-from falproxy.core.headers import client_response_headers, field_value, upstream_request_headers
+from falproxy.core.headers import (
+    client_response_headers,
+    field_value,
+    key_needles,
+    upstream_request_headers,
+)
 
 
 def test_request_allow_list() -> None:
@@ -45,15 +50,16 @@ def test_response_drops_hop_by_hop_keeps_fal_headers() -> None:
         (b"x-fal-request-id", b"rid"),
         (b"x-fal-request-timeout-type", b"user"),
     ]
-    out, is_stream = client_response_headers(upstream)
+    out, is_stream, _ = client_response_headers(upstream, KEY)
     names = [name for name, _ in out]
     assert not is_stream
     assert names == [b"content-type", b"x-fal-request-id", b"x-fal-request-timeout-type"]
 
 
 def test_event_stream_gets_no_buffering_headers() -> None:
-    out, is_stream = client_response_headers(
-        [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"max-age=9")]
+    out, is_stream, _ = client_response_headers(
+        [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"max-age=9")],
+        KEY,
     )
     assert is_stream
     assert (b"x-accel-buffering", b"no") in out
@@ -62,16 +68,16 @@ def test_event_stream_gets_no_buffering_headers() -> None:
 
 
 def test_response_drops_server_own_headers_and_cookies() -> None:
-    out, _ = client_response_headers(
-        [(b"date", b"x"), (b"server", b"fal"), (b"set-cookie", b"a=b"), (b"etag", b"1")]
+    out, _, _ = client_response_headers(
+        [(b"date", b"x"), (b"server", b"fal"), (b"set-cookie", b"a=b"), (b"etag", b"1")], KEY
     )
     assert out == [(b"etag", b"1")]
 
 
 def test_response_drops_fal_cors_headers() -> None:
     """Whether a browser origin may read the answer is the proxy's call (cors.py), not fal's."""
-    out, _ = client_response_headers(
-        [(b"access-control-allow-origin", b"*"), (b"Access-Control-Expose-Headers", b"x")]
+    out, _, _ = client_response_headers(
+        [(b"access-control-allow-origin", b"*"), (b"Access-Control-Expose-Headers", b"x")], KEY
     )
     assert out == []
 
@@ -92,3 +98,50 @@ def test_other_bytes_in_a_forwarded_value_are_a_400(value: bytes) -> None:
     assert info.value.status == 400
     # A header that is never forwarded is not checked: it is the app's business.
     upstream_request_headers([(b"cookie", value)], b"Key k", None)
+
+
+# --- issue 12: a key reflected by the upstream never reaches the client ----------------------
+
+KEY = b"Key a-key-id:a-long-key-secret"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"Key a-key-id:a-long-key-secret",  # the whole Authorization value echoed
+        b"a-key-id:a-long-key-secret",  # the key
+        b"a-long-key-secret",  # the secret half alone
+        b"you sent: Key a-key-id:a-long-key-secret (debug)",  # inside a longer value
+    ],
+)
+def test_a_response_header_carrying_the_key_is_dropped_and_counted(value: bytes) -> None:
+    upstream = [(b"x-echo-authorization", value), (b"x-fal-request-id", b"rid")]
+    out, _, dropped = client_response_headers(upstream, KEY)
+    assert out == [(b"x-fal-request-id", b"rid")]
+    assert dropped == 1
+
+
+def test_the_key_id_alone_is_not_a_secret() -> None:
+    out, _, dropped = client_response_headers([(b"x-key-id", b"a-key-id")], KEY)
+    assert out == [(b"x-key-id", b"a-key-id")]
+    assert dropped == 0
+
+
+def test_headers_dropped_for_other_reasons_are_not_counted_as_leaks() -> None:
+    upstream = [(b"set-cookie", b"k=a-long-key-secret"), (b"connection", b"close")]
+    out, _, dropped = client_response_headers(upstream, KEY)
+    assert (out, dropped) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "needles"),
+    [
+        (b"Key id:a-long-secret", (b"a-long-secret",)),
+        (b"key id:a-long-secret", (b"a-long-secret",)),  # the scheme is case-insensitive
+        (b"Key id:short", (b"id:short",)),  # a short secret: the whole key
+        (b"Key opaque-token", (b"opaque-token",)),  # no id: the whole key
+        (b"", ()),
+    ],
+)
+def test_what_betrays_a_key(authorization: bytes, needles: tuple[bytes, ...]) -> None:
+    assert key_needles(authorization) == needles

@@ -15,8 +15,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget, ProxyError
-from falproxy.core.policy import DEFAULT_ALLOWED_URLS, TOKEN_PATH, Policy, app_id_of, compile_glob
+from falproxy.core.errors import (
+    BadRequest,
+    EndpointNotAllowed,
+    InvalidTarget,
+    MethodNotAllowed,
+    ProxyError,
+)
+from falproxy.core.policy import (
+    DEFAULT_ALLOWED_URLS,
+    TOKEN_PATH,
+    Policy,
+    alias_matcher,
+    app_id_of,
+    compile_glob,
+)
 from falproxy.core.targets import Target, parse_target
 
 CASES: dict[str, Any] = json.loads(
@@ -28,6 +41,7 @@ ENDPOINT_CASES = [
 STATUS_ERRORS: dict[int, type[ProxyError]] = {
     400: BadRequest,
     403: EndpointNotAllowed,
+    405: MethodNotAllowed,
     412: InvalidTarget,
 }
 
@@ -38,6 +52,12 @@ def ids(section: str) -> list[str]:
 
 def target(url: str) -> Target:
     return parse_target(url, scheme="wss" if url.startswith("wss:") else "https")
+
+
+def method_for(case: dict[str, Any]) -> str:
+    """The case's method; by default the one fal's clients use (PUT only to cancel)."""
+    default = "PUT" if case["url"].split("?")[0].endswith("/cancel") else "GET"
+    return str(case.get("method", default))
 
 
 # --- globs ------------------------------------------------------------------------------------
@@ -77,10 +97,10 @@ def test_any_glob_either_compiles_or_raises_value_error(pattern: str, subject: s
 def test_the_default_url_allow_list(case: dict[str, Any]) -> None:
     policy = Policy()
     if case["allowed"]:
-        policy.check(target(case["url"]))
+        policy.check(target(case["url"]), method_for(case))
     else:
         with pytest.raises(InvalidTarget) as refused:
-            policy.check(target(case["url"]))
+            policy.check(target(case["url"]), method_for(case))
         assert refused.value.status == 412
 
 
@@ -116,10 +136,12 @@ def test_the_endpoint_allow_list_holds_for_every_kind_of_call(
     policy = Policy(allowed_endpoints=endpoints)
     assert policy.allows_all_endpoints is (not endpoints)
     if "refused" in case:
-        with pytest.raises(STATUS_ERRORS[case["refused"]]):
-            policy.check(target(case["url"]))
+        with pytest.raises(STATUS_ERRORS[case["refused"]]) as refused:
+            policy.check(target(case["url"]), method_for(case))
+        if "allow" in case:
+            assert refused.value.headers == {"allow": case["allow"]}
     else:
-        assert policy.check(target(case["url"])) == case["app_id"]
+        assert policy.check(target(case["url"]), method_for(case)) == case["app_id"]
 
 
 # --- token minting ----------------------------------------------------------------------------
@@ -205,10 +227,10 @@ def test_a_status_url_passes_iff_the_glob_matches_an_id_under_its_app(
     status = target(f"https://queue.fal.run/{owner}/{alias}/requests/R1/status")
     policy = Policy(allowed_endpoints=[glob])
     if expected:
-        assert policy.check(status) == f"{owner}/{alias}"
+        assert policy.check(status, "GET") == f"{owner}/{alias}"
     else:
         with pytest.raises(EndpointNotAllowed):
-            policy.check(status)
+            policy.check(status, "GET")
 
 
 @settings(max_examples=200, deadline=None)
@@ -265,4 +287,80 @@ def test_a_bad_policy_fails_at_start_up(kwargs: dict[str, Any], error: type[Exce
 
 def test_an_empty_url_allow_list_allows_nothing() -> None:
     with pytest.raises(InvalidTarget):
-        Policy(allowed_urls=()).check(target("https://fal.run/fal-ai/flux/dev"))
+        Policy(allowed_urls=()).check(target("https://fal.run/fal-ai/flux/dev"), "POST")
+
+
+# --- issue 12: queue methods, canonical ids, minting switch, aliases in rate rules -------------
+
+QUEUE = "https://queue.fal.run/fal-ai/flux/requests/0b7c1a2e-5f0d-4a8e-9d1c-3e2f4a5b6c7d"
+
+
+@pytest.mark.parametrize(
+    ("tail", "allowed"),
+    [
+        ("", "GET"),
+        ("/status", "GET"),
+        ("/status/stream", "GET"),
+        ("/logs", "GET"),
+        ("/cancel", "PUT"),
+    ],
+)
+@pytest.mark.parametrize("endpoints", [[], ["fal-ai/flux/**"]], ids=["unrestricted", "restricted"])
+def test_a_queue_request_url_takes_exactly_one_method(
+    tail: str, allowed: str, endpoints: list[str]
+) -> None:
+    policy = Policy(allowed_endpoints=endpoints)
+    assert policy.check(target(QUEUE + tail), allowed) == "fal-ai/flux"
+    for method in sorted({"GET", "POST", "PUT", "DELETE"} - {allowed}):
+        with pytest.raises(MethodNotAllowed) as refused:
+            policy.check(target(QUEUE + tail), method)
+        assert refused.value.status == 405
+        assert refused.value.headers == {"allow": allowed}
+
+
+def test_other_calls_take_any_proxied_method() -> None:
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        app_id = Policy().check(target("https://fal.run/fal-ai/flux/dev"), method)
+        assert app_id == "fal-ai/flux/dev"
+
+
+def test_both_spellings_of_an_endpoint_get_one_canonical_id() -> None:
+    policy = Policy(allowed_endpoints=["fal-ai/flux/dev"])
+    for url in ("https://fal.run/fal-ai/flux/dev", "https://fal.run/fal-ai/flux/dev/"):
+        assert policy.check(target(url), "POST") == "fal-ai/flux/dev"
+
+
+def test_token_minting_can_be_turned_off() -> None:
+    urls = ("rest.fal.ai/**", "fal.run/**")
+    on, off = Policy(urls), Policy(urls, token_minting=False)
+    for url in ("https://rest.fal.ai/tokens/", "https://rest.fal.ai/TOKENS/?a=1"):
+        assert on.check(target(url), "POST") is None
+        with pytest.raises(EndpointNotAllowed) as refused:
+            off.check(target(url), "POST")
+        assert refused.value.status == 403
+        assert "minting" in refused.value.detail
+    assert off.check(target("https://fal.run/fal-ai/flux/dev"), "POST") == "fal-ai/flux/dev"
+
+
+def test_the_apps_a_policed_token_body_names() -> None:
+    body = Policy().check_token_request(b'{"allowed_apps": ["flux", "sdxl"], "x": 1}')
+    assert Policy().token_apps(body) == ("flux", "sdxl")
+
+
+@pytest.mark.parametrize(
+    ("glob", "alias", "named"),
+    [
+        ("fal-ai/flux/**", "flux", True),  # fal-ai/flux is an app the token may call
+        ("fal-ai/flux/dev", "flux", True),  # fal-ai/flux/dev too
+        ("*/flux", "flux", True),
+        ("fal-ai/flux/**", "flux-pro", False),
+        ("fal-ai/flux/**", "sdxl", False),
+        ("**", "anything", True),
+        ("workflows/*/flux/**", "flux", True),  # a namespaced id with that alias
+        ("fal-ai/flux-pro/**", "flux", False),
+    ],
+)
+def test_a_rate_rule_counts_a_mint_when_it_could_count_an_app_the_token_names(
+    glob: str, alias: str, named: bool
+) -> None:
+    assert alias_matcher(glob)(alias) is named
