@@ -39,6 +39,8 @@ ALLOWED_HOSTS_ENV = "FALPROXY_ALLOWED_HOSTS"
 FAKE_MODE_NOTE = (
     "FAKE MODE: every fal call is answered by the built-in fake fal, not by fal.ai; no key is used"
 )
+# The uvicorn HTTP protocol `falproxy serve` runs (an import string: workers import it).
+GUARDED_HTTP = "falproxy.standalone.protocols:GuardedHTTPProtocol"
 NO_KEY_MESSAGE = (
     "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) to proxy the real "
     "fal API, or run `falproxy serve --fake` to serve the built-in fake fal"
@@ -130,6 +132,7 @@ def serve(args: argparse.Namespace) -> int:
             server_header=False,
             timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
             proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
+            http=GUARDED_HTTP,  # request heads capped in bytes and time (FALPROXY_HEADER_TIMEOUT)
         )
     return 0
 

@@ -1,0 +1,207 @@
+"""uvicorn HTTP protocols that bound the request head in bytes and in time.
+
+uvicorn's httptools protocol hands every received byte to the parser, which keeps an
+unfinished header in memory however long it grows (the 64 KiB cap in ``core/head.py`` runs
+only once the whole head has arrived), and neither protocol times the head: a client that
+drips header bytes, or sends none, holds its connection forever (slowloris). These
+subclasses count the bytes of each request head as they arrive and never feed the parser
+past ``MAX_REQUEST_HEAD_BYTES`` (431, then the connection is closed), and close a
+connection whose head is not complete ``header_timeout`` seconds after its first byte (or
+after the connection opened). Once the head is complete, both protocols behave exactly
+as uvicorn's own.
+
+``falproxy serve`` runs :data:`GuardedHTTPProtocol` (httptools, what uvicorn's ``auto`` picks
+with falproxy's dependencies) with ``header_timeout`` from ``FALPROXY_HEADER_TIMEOUT``. An embedder
+passes ``--http falproxy.standalone.protocols:GuardedHTTPProtocol`` to uvicorn, or a
+subclass with another ``header_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from falproxy.config.file import config_from_sources
+from falproxy.core.errors import HeadersTooLarge
+from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
+
+__all__ = [
+    "GuardedH11Protocol",
+    "GuardedHTTPProtocol",
+    "GuardedHttpToolsProtocol",
+    "HeadWatch",
+    "refusal_bytes",
+]
+
+# RFC 6585 section 5: the head is refused as a whole; the connection cannot be reused.
+_STATUS_LINE: Final = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+
+
+@functools.cache
+def _configured_header_timeout() -> float:
+    """``header_timeout`` of this process's configuration (environment and config file).
+
+    Read once per worker, from the same sources the worker's app is built from.
+    """
+    return config_from_sources(os.environ).header_timeout
+
+
+def refusal_bytes() -> bytes:
+    """A complete 431 response with the usual JSON detail, closing the connection."""
+    error = HeadersTooLarge()
+    headers = [*error.response_headers(), (b"connection", b"close")]
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return _STATUS_LINE + lines + b"\r\n" + error.body()
+
+
+class HeadWatch:
+    """The head of one connection's current request: its bytes so far and its deadline."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, timeout: float, on_timeout: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._on_timeout = on_timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self.received = 0
+
+    def start(self) -> None:
+        """A head is under way: arm its deadline unless already armed."""
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._on_timeout)
+
+    def room(self) -> int:
+        """How many more head bytes may be read before the head is too large."""
+        return MAX_REQUEST_HEAD_BYTES - self.received
+
+    def done(self) -> None:
+        """The head is complete (or the connection is gone): disarm and reset."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.received = 0
+
+
+class _Guard:
+    """The shared part of both protocols; mixed in before uvicorn's class."""
+
+    header_timeout: ClassVar[float | None] = None  # None: FALPROXY_HEADER_TIMEOUT
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _head: HeadWatch
+
+    def _init_guard(self) -> None:
+        timeout = self.header_timeout
+        if timeout is None:
+            timeout = _configured_header_timeout()
+        self._head = HeadWatch(self.loop, timeout, self._head_timed_out)
+
+    def _awaiting_head(self) -> bool:
+        raise NotImplementedError
+
+    def _feed(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _guarded_data_received(self, data: bytes) -> None:
+        """Feed ``data``, never letting an unfinished head grow past the cap."""
+        while data and not self.transport.is_closing():
+            if not self._awaiting_head():
+                self._feed(data)
+                return
+            self._head.start()
+            room = self._head.room()
+            if room <= 0:
+                self._refuse_head()
+                return
+            piece, data = data[:room], data[room:]
+            self._head.received += len(piece)
+            self._feed(piece)
+            if not self._awaiting_head():
+                self._head.done()
+
+    def _refuse_head(self) -> None:
+        self._head.done()
+        self.transport.write(refusal_bytes())
+        self.transport.close()
+
+    def _head_timed_out(self) -> None:
+        self._head.done()
+        if self._awaiting_head() and not self.transport.is_closing():
+            self.transport.close()  # like nginx's client_header_timeout: no answer, just close
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):
+    """uvicorn's h11 protocol with the head capped in bytes and in time.
+
+    h11 itself refuses heads over its own ``h11_max_incomplete_event_size`` (16 KiB by
+    default) with 400; this adds the deadline, and the same 64 KiB cap if that is raised.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_guard()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head.start()  # a connection that never sends a byte is timed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head.done()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._guarded_data_received(data)
+
+    def _awaiting_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+    def _feed(self, data: bytes) -> None:
+        super().data_received(data)
+
+
+class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the head capped in bytes and in time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_guard()
+        self._in_head = True  # from a message's first byte until its headers are parsed
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head.start()  # a connection that never sends a byte is timed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head.done()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._guarded_data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head.done()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # the next bytes are the next request's head
+
+    def _awaiting_head(self) -> bool:
+        return self._in_head
+
+    def _feed(self, data: bytes) -> None:
+        super().data_received(data)
+
+
+# What `falproxy serve` runs: httptools, which uvicorn's "auto" picks and which falproxy's
+# uvicorn[standard] dependency installs; the h11 class is there for embedders who pin h11.
+GuardedHTTPProtocol = GuardedHttpToolsProtocol
