@@ -112,6 +112,25 @@ async def _never_ending(writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0)
 
 
+def echo_authorization(head: bytes) -> bytes:
+    """A response echoing the request's ``Authorization`` in headers, as a careless upstream might."""
+    sent = next(
+        (
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"authorization:")
+        ),
+        b"",
+    )
+    key = sent.partition(b" ")[2]
+    extra = [
+        "x-echo-authorization: " + sent.decode("latin-1"),
+        "x-debug: called with key " + key.decode("latin-1") + " at 12:00",
+        "x-fal-request-id: echo-1",
+    ]
+    return _head("200 OK", *extra, length=len(OK_BODY)) + OK_BODY
+
+
 FAULTS: dict[str, Fault] = {
     "ok": _ok,
     "reset-before-headers": _reset_before_headers,
@@ -147,6 +166,10 @@ class FaultyUpstream:
                 self.requests.append(request_line)
                 await _drain_request_body(reader, head)
                 path = request_line.split(" ")[1]
+                if path.startswith("/echo-authorization"):
+                    writer.write(echo_authorization(head))
+                    await writer.drain()
+                    continue
                 fault = FAULTS.get(path.lstrip("/").split("/", 1)[0], _ok)
                 if fault is _ok:
                     await _ok(writer)

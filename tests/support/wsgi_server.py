@@ -11,7 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flask import Flask
 from werkzeug.serving import make_server
+
+from falproxy.integrations.flask import register_fal_proxy
+from falproxy.wsgi.proxy import SyncFalProxy
 
 
 @contextmanager
@@ -26,3 +30,15 @@ def serve_wsgi(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_sync_proxy(proxy: SyncFalProxy) -> Iterator[str]:
+    """``proxy`` mounted in a Flask app (the shipped integration), served for real."""
+    app = Flask("falproxy-test")
+    register_fal_proxy(app, proxy)
+    try:
+        with serve_wsgi(app) as url:
+            yield url
+    finally:
+        proxy.close()
