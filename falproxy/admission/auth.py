@@ -131,7 +131,7 @@ class JwksKeys:
         self._attempted_at = now
         try:
             document = await self._fetch()
-            keys = _signing_keys(document)
+            keys = signing_keys(document)
         except (httpx.HTTPError, ValueError, jwt.PyJWTError):
             if self._is_stale():
                 self._keys = {}  # never trust a key past its lifetime, even if the IdP is down
@@ -153,7 +153,7 @@ class JwksKeys:
         return json.loads(body)
 
 
-def _signing_keys(document: object) -> dict[str | None, jwt.PyJWK]:
+def signing_keys(document: object) -> dict[str | None, jwt.PyJWK]:
     """The usable signing keys of a JWKS document by ``kid`` (None: the only key)."""
     if not isinstance(document, dict):
         raise ValueError("the key set is not a JSON object")
