@@ -113,7 +113,7 @@ async def _never_ending(writer: asyncio.StreamWriter) -> None:
 
 
 def echo_authorization(head: bytes) -> bytes:
-    """A response echoing the request's ``Authorization`` in headers, as a careless upstream might."""
+    """A response echoing the request's ``Authorization`` in headers, as careless upstreams do."""
     sent = next(
         (
             line.split(b":", 1)[1].strip()
