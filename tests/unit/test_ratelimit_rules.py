@@ -12,8 +12,11 @@ from falproxy.admission.ratelimit import RateLimit, RateLimited, RateLimiter
 
 
 async def admitted(limiter: RateLimiter, app_id: str | None, address: str, *apps: str) -> bool:
+    """A call to ``app_id``, or with ``apps`` a mint: admitted, then policed and counted."""
     try:
-        await limiter.check(app_id, None, address, minted_apps=apps)
+        await limiter.check(app_id, None, address)
+        if apps:
+            await limiter.check_mint(apps, None, address)
     except RateLimited:
         return False
     return True
