@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from falproxy import FalCredential, FalProxy, ProxyConfig, ProxyEvent
-from falproxy.core.events import log_event
+from falproxy.ops.logs import log_event
 from falproxy.wsgi.proxy import SyncFalProxy
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, serve
 from tests.support.faulty_upstream import FaultyUpstream
