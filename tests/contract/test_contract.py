@@ -60,6 +60,7 @@ from tests.support.ws_helpers import (
 )
 
 RUN = "https://fal.run/fal-ai/flux/dev"
+QUEUE_REQUEST = "https://queue.fal.run/fal-ai/flux/requests/0b7c1a2e-5f0d-4a8e-9d1c-3e2f4a5b6c7d"
 QUEUE = "https://queue.fal.run/fal-ai/flux/dev"
 ECHO = "https://fal.run/fake/echo"
 BEARER = {"authorization": f"Bearer {CONTRACT_TOKEN}"}
@@ -237,6 +238,7 @@ class Refusal(NamedTuple):
     status: int
     content_type: str = "application/json"
     signed_in: bool = True  # carries the bearer token
+    allow: str = "POST"  # a 405's Allow header must name this method
 
 
 TOO_LARGE = b'{"prompt": "' + b"x" * MAX_BODY_BYTES + b'"}'
@@ -245,6 +247,11 @@ REFUSALS = {
     "412-bad-target": Refusal("POST", "https://evil.example/fal-ai/flux/dev", b"{}", 412),
     "403-endpoint-not-allowed": Refusal("POST", "https://fal.run/other-org/model", b"{}", 403),
     "405-method": Refusal("PATCH", RUN, b"{}", 405),
+    # Issue 12: a queue request URL takes one method (GET; PUT to cancel).
+    "405-queue-status-by-post": Refusal("POST", f"{QUEUE_REQUEST}/status", b"{}", 405, allow="GET"),
+    "405-queue-cancel-by-get": Refusal("GET", f"{QUEUE_REQUEST}/cancel", b"", 405, allow="PUT"),
+    # Issue 12: ";" would give one endpoint a second spelling that exact rules miss.
+    "412-path-parameter": Refusal("POST", RUN + ";x", b"{}", 412),
     "413-too-large": Refusal("POST", RUN, TOO_LARGE, 413),
     "415-not-json": Refusal("POST", RUN, b"a fox", 415, content_type="text/plain"),
     "401-no-token": Refusal("POST", RUN, b'{"prompt": "x"}', 401, signed_in=False),
@@ -263,7 +270,7 @@ def test_refusal(served: Served, fake: httpx.Client, case: str) -> None:
     response = httpx.request(refusal.method, url, headers=headers, content=refusal.body)
     assert_json_detail(response, refusal.status)
     if refusal.status == 405:
-        assert "POST" in response.headers["allow"]
+        assert refusal.allow in response.headers["allow"]
     if refusal.status == 401:  # RFC 6750 section 3: the scheme the caller must use
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert stats(fake)["requests"] == 0, "a refused call reached fal"
