@@ -23,7 +23,8 @@ from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.standalone.protocols import GuardedH11Protocol, GuardedHttpToolsProtocol
 from tests.conftest import proxy_config, serve
 from tests.support.live import ROUTE, open_socket, status_of
-from tests.support.procs import falproxy_serve, free_port, proxy_env
+from tests.support.ports import free_port
+from tests.support.procs import falproxy_serve, proxy_env
 
 HEADER_TIMEOUT = 1.0
 TARGET = "https://fal.run/fake/echo"
