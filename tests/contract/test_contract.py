@@ -46,6 +46,7 @@ from tests.support.live import (
     raw_request,
     target,
 )
+from tests.support.live import wait_until as wait_for
 from tests.support.ws_helpers import (
     PNG_SIGNATURE,
     REALTIME,
@@ -55,7 +56,6 @@ from tests.support.ws_helpers import (
     refusal,
     relay_url,
     unpack,
-    wait_for,
     ws_base,
 )
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY_SECRET
-from tests.live.test_proxy_live import wait_for
 from tests.support.examples_server import SERVERS, run_example
 from tests.support.live import JSON, ROUTE, assert_no_key, target
+from tests.support.live import wait_until as wait_for
 
 # The live proxy tests' helpers: same route, same header and secret checks.
 

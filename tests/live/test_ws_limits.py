@@ -18,6 +18,7 @@ from falproxy import FalProxy
 from falproxy.core.events import ProxyEvent
 from tests.conftest import proxy_config, serve
 from tests.live.test_relay_ws import events, fake_rt  # noqa: F401 (shared fixtures)
+from tests.support.live import wait_until as wait_for
 from tests.support.redis_support import RedisServer
 from tests.support.ws_helpers import (
     pack,
@@ -25,7 +26,6 @@ from tests.support.ws_helpers import (
     refusal,
     relay_url,
     unpack,
-    wait_for,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.legacy")
