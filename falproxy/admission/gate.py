@@ -81,6 +81,7 @@ class Gate:
             fail_open=config.rate_limit_fail_open,
             on_error=metrics.storage_error,
             on_limited=metrics.rate_limited,
+            ipv6_prefix=config.ipv6_prefix,
         )
 
     async def aclose(self) -> None:

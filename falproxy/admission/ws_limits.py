@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from falproxy.admission.ratelimit import RateLimiter, subject
+from falproxy.core.client_address import DEFAULT_IPV6_PREFIX, budget_key
 from falproxy.core.errors import ProxyError, TooManySockets
 from falproxy.core.rate_rules import RateLimit
 
@@ -43,8 +44,10 @@ class SocketLimits:
         fail_open: bool = True,
         on_error: Callable[[bool], None] = lambda admitted: None,
         on_limited: Callable[[str], None] = lambda label: None,
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
         self.max_sockets = max_sockets
+        self._ipv6_prefix = ipv6_prefix
         self._open: dict[str, int] = {}  # who -> sockets open now; no entry at zero
         self._messages = (
             RateLimiter(
@@ -54,6 +57,7 @@ class SocketLimits:
                 on_error=on_error,
                 on_limited=on_limited,
                 namespace=MESSAGE_NAMESPACE,
+                ipv6_prefix=ipv6_prefix,
             )
             if message_rate
             else None
@@ -65,7 +69,7 @@ class SocketLimits:
 
     def open_sockets(self, identity: str | None, address: str) -> int:
         """Sockets open now for this caller (for tests and gauges)."""
-        return self._open.get(subject("identity", identity, address), 0)
+        return self._open.get(self._who(identity, address), 0)
 
     @contextmanager
     def socket(self, identity: str | None, address: str) -> Iterator[None]:
@@ -74,7 +78,7 @@ class SocketLimits:
         No await between the check and the count: on one event loop, two handshakes
         cannot both take the last slot.
         """
-        who = subject("identity", identity, address)
+        who = self._who(identity, address)
         held = self._open.get(who, 0)
         if self.max_sockets is not None and held >= self.max_sockets:
             raise TooManySockets(f"At most {self.max_sockets} open WebSockets per caller")
@@ -87,6 +91,10 @@ class SocketLimits:
                 self._open[who] = left
             else:
                 del self._open[who]  # bounded: only callers with an open socket have an entry
+
+    def _who(self, identity: str | None, address: str) -> str:
+        """The caller: its identity, else its address (IPv6 by prefix, as the limiter keys it)."""
+        return subject("identity", identity, budget_key(address, self._ipv6_prefix))
 
     def message_check(self, identity: str | None, address: str) -> MessageCheck | None:
         """A check to await before relaying each client message, or None when unlimited."""
