@@ -44,8 +44,8 @@ async def test_the_message_rate_is_per_caller() -> None:
 def test_anonymous_ipv6_callers_share_slots_per_prefix() -> None:
     limits = SocketLimits(message_rate=None, max_sockets=1, ipv6_prefix=64)
     with limits.socket(None, "2001:db8:1:2::a"):
-        with pytest.raises(TooManySockets):  # same /64: one host, one budget
-            with limits.socket(None, "2001:db8:1:2::b"):
-                pass
+        # Same /64: one host, one budget.
+        with pytest.raises(TooManySockets), limits.socket(None, "2001:db8:1:2::b"):
+            pass
         with limits.socket(None, "2001:db8:1:3::a"):  # another /64
             assert limits.open_sockets(None, "2001:db8:1:2::ffff") == 1
