@@ -20,6 +20,7 @@ from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.fake import create_fake_app
 from tests.support.browser import browser, bundle  # noqa: F401 (shared fixtures)
 from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
+from tests.support.ws_fixtures import events, fake_rt  # noqa: F401 (shared fixtures)
 
 TEST_KEY = "test-key-id:test-key-secret"
 TEST_KEY_SECRET = "test-key-secret"

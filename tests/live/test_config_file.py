@@ -13,8 +13,8 @@ import pytest
 from falproxy import ConfigError, FalCredential, ProxyConfig
 from falproxy.config import SETTINGS
 from falproxy.config.file import config_from_sources, load_config_file, settings_from_mapping
-from tests.live.test_cli import RUN as RUN_FLUX
-from tests.live.test_cli import clean_env, run
+from tests.support.cli import RUN as RUN_FLUX
+from tests.support.cli import clean_env, run
 from tests.support.procs import falproxy_serve, free_port, proxy_env
 
 FULL_FILE = """

@@ -8,7 +8,7 @@ import pytest
 
 import falproxy
 from falproxy import ConfigError, FalCredential, FalProxy, ProxyConfig, RateLimit
-from tests.live.test_cli import clean_env, run
+from tests.support.cli import clean_env, run
 
 SECRET = "jwt-shared-secret-with-32-or-more-chars"
 ENV = {

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from falproxy import RateLimit
 from falproxy.core.events import ProxyEvent
 from falproxy.core.targets import MAX_TARGET_LENGTH
@@ -17,28 +14,7 @@ from falproxy.ops.metrics import (
     ProxyMetrics,
 )
 from tests.support.hook_support import ROUTE, SCHNELL, bearer, live_proxy, run
-
-
-def scrape(client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return parse(response.text)
-
-
-def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Samples by (name, labels), read with prometheus-client's own parser."""
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+from tests.support.metrics import parse, scrape, value
 
 
 def test_metrics_match_traffic(fake_url: str) -> None:

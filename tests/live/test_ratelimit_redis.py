@@ -14,9 +14,10 @@ import pytest
 
 from falproxy import RateLimit
 from tests.conftest import TEST_KEY
-from tests.live.test_cli import clean_env, free_port, running
-from tests.live.test_metrics import scrape, value
+from tests.support.cli import clean_env, running
 from tests.support.hook_support import bearer, live_proxy, run
+from tests.support.metrics import scrape, value
+from tests.support.ports import free_port
 from tests.support.redis_support import RedisServer, pytestmark  # noqa: F401 (the skip rule)
 
 

@@ -19,7 +19,6 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as serve_ws
 
-import falproxy.ops.calls
 from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.core.events import ProxyEvent
 from falproxy.core.hooks import Reply, RequestContext
@@ -42,33 +41,11 @@ from tests.support.ws_helpers import (
     realtime_stats,
     refusal,
     relay_url,
-    reset_realtime,
     unpack,
     ws_base,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.legacy")
-
-
-@pytest.fixture
-def fake_rt(fake_url: str) -> str:
-    """The fake's URL, with its realtime history cleared."""
-    reset_realtime(fake_url)
-    return fake_url
-
-
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> list[ProxyEvent]:
-    """Every ProxyEvent the socket pipeline logs (the access log is still written)."""
-    seen: list[ProxyEvent] = []
-    original = falproxy.ops.calls.log_event
-
-    def record(event: ProxyEvent, **options: Any) -> None:
-        seen.append(event)
-        original(event, **options)
-
-    monkeypatch.setattr(falproxy.ops.calls, "log_event", record)
-    return seen
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import KEY_SIGHTINGS, TEST_KEY, TEST_KEY_SECRET, serve
-from tests.live.test_cli import clean_env, free_port, run
+from tests.support.cli import clean_env, run
+from tests.support.ports import free_port
 
 
 def leaky_app(mode: str) -> Any:

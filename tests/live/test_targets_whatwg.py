@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from falproxy.core.errors import InvalidTarget, ProxyError
 from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
 from falproxy.core.targets import ALLOWED_HOSTS, Target, parse_target
-from tests.unit.test_targets import ACCEPT, REJECT, generated_urls, mutated_urls, raw_of
+from tests.support.target_corpus import ACCEPT, REJECT, generated_urls, mutated_urls, raw_of
 
 ROUTE = "/api/fal/proxy"
 DEFAULT_POLICY = Policy(DEFAULT_ALLOWED_URLS, (), 300)

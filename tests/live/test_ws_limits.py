@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (events and fake_rt are test_relay_ws.py fixtures, reused by name)
 """Limits on admitted WebSockets (issue 12 item 11), over real sockets before the fake fal.
 
 Before, a socket passed the rate limit once at its handshake and could then relay any
@@ -17,7 +16,6 @@ from websockets.sync.client import ClientConnection, connect
 from falproxy import FalProxy
 from falproxy.core.events import ProxyEvent
 from tests.conftest import proxy_config, serve
-from tests.live.test_relay_ws import events, fake_rt  # noqa: F401 (shared fixtures)
 from tests.support.live import wait_until as wait_for
 from tests.support.redis_support import RedisServer
 from tests.support.ws_helpers import (
