@@ -202,8 +202,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "metrics_path": ("Logs and metrics", "Path of the Prometheus endpoint."),
     "metrics_token": (
         "Logs and metrics",
-        "When set, the metrics endpoint requires `Authorization: Bearer <token>` (401"
-        " otherwise).",
+        "When set, the metrics endpoint requires `Authorization: Bearer <token>` (401 otherwise).",
     ),
     "authenticate": ("Hooks (code only)", "`async (RequestContext) -> Identity | None`."),
     "before_request": ("Hooks (code only)", "`async (RequestContext) -> Reply | None`."),
