@@ -28,10 +28,6 @@ OUTPUT = ROOT / "docs" / "reference" / "settings.md"
 # (checked against the code: nothing outside falproxy/config reads them yet). The lead
 # empties an entry when the issue's work merges.
 PENDING: dict[str, str] = {
-    "header_timeout": "issue 12",
-    "jwks_cache_seconds": "issue 12",
-    "token_minting": "issue 12",
-    "ipv6_prefix": "issue 12",
     "fake_url": "issue 13",
 }
 
@@ -68,7 +64,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "token_minting": (
         "Allow-lists",
-        "`false` refuses token minting (`rest.fal.ai/tokens/`) with 403.",
+        "`false` refuses token minting (`rest.fal.ai/tokens/`) with 403; `realtime.connect`"
+        " of the official client then stops working.",
     ),
     "allowed_hosts": (
         "Allow-lists",
@@ -98,7 +95,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "header_timeout": (
         "Limits and timeouts",
-        "Seconds a request head (request line and headers) may take to arrive.",
+        "Seconds a request head (request line and headers) may take to arrive under"
+        " `falproxy serve`; the connection is closed after it.",
     ),
     "shutdown_grace": (
         "Limits and timeouts",
@@ -147,7 +145,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "jwks_cache_seconds": (
         "Identity and rate limits",
-        "How long a key fetched from `jwks_url` is trusted before the set is fetched again.",
+        "Seconds a key fetched from `jwks_url` is trusted before the set is fetched again; an"
+        " unknown key id triggers a refetch (at most one every 5 s).",
     ),
     "jwt_audience": ("Identity and rate limits", "The `aud` claim a JWT must carry."),
     "jwt_issuer": ("Identity and rate limits", "The `iss` claim a JWT must carry."),
@@ -177,7 +176,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "ipv6_prefix": (
         "Identity and rate limits",
-        "Anonymous IPv6 callers share one budget per prefix of this length.",
+        "Anonymous IPv6 callers share one rate-limit budget per network of this prefix length.",
     ),
     "trusted_proxies": (
         "Identity and rate limits",
