@@ -1,9 +1,16 @@
 """Write docs/reference/settings.md, the configuration reference, from the settings table.
 
 The set of settings, their environment variables, file keys and defaults come from
-``falproxy.config.SETTINGS``; only the one-line meanings live here, and a setting without
-one stops the script, so a new setting cannot ship undocumented. ``tests/unit/test_docs.py``
-fails when the committed reference differs from what this script writes.
+``falproxy.config.SETTINGS``; only the reference's meanings live here, and a setting
+without one stops the script, so a new setting cannot ship undocumented.
+``tests/unit/test_docs.py`` fails when the committed reference differs from what this
+script writes.
+
+Why meanings here and not the table's own ``doc`` field: ``doc`` is a one-line summary
+kept short beside each field in ``falproxy/config/settings.py`` (about 60 characters);
+the reference needs more for most settings (the status a refusal gets, the value syntax,
+the hosts a mapping accepts, what a deprecated name maps to). Moving these texts into
+``doc`` would make the table the one source; until then this is the reference's text.
 
 Usage: python scripts/gen_config_reference.py [--check]
 """
@@ -17,15 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "reference" / "settings.md"
 
-# Settings declared in the table whose behaviour another open issue is still building.
-# The lead empties an entry when the issue's work merges.
+# Settings declared in the table whose behaviour another open issue is still building
+# (checked against the code: nothing outside falproxy/config reads them yet). The lead
+# empties an entry when the issue's work merges.
 PENDING: dict[str, str] = {
-    "header_timeout": "issue 12",
-    "jwks_cache_seconds": "issue 12",
-    "token_minting": "issue 12",
-    "ipv6_prefix": "issue 12",
-    "ws_message_rate": "issue 12",
-    "ws_max_sockets": "issue 12",
     "fake_url": "issue 13",
 }
 
@@ -62,12 +64,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "token_minting": (
         "Allow-lists",
-        "`false` refuses token minting (`rest.fal.ai/tokens/`) with 403.",
+        "`false` refuses token minting (`rest.fal.ai/tokens/`) with 403; `realtime.connect`"
+        " of the official client then stops working.",
     ),
     "allowed_hosts": (
         "Allow-lists",
-        "`Host` header values served. Empty: loopback names only when bound to a loopback"
-        " address, otherwise any.",
+        "`Host` header values the proxy route answers (421 for others; `*` for any). Empty:"
+        " under `falproxy serve` bound to a loopback address, loopback names only"
+        " (`localhost`, `127.0.0.1`, `::1`); otherwise any.",
     ),
     "max_body_bytes": ("Limits and timeouts", "Largest request body (413 above it)."),
     "connect_timeout": ("Limits and timeouts", "Seconds to connect to fal."),
@@ -91,7 +95,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "header_timeout": (
         "Limits and timeouts",
-        "Seconds a request head (request line and headers) may take to arrive.",
+        "Seconds a request head (request line and headers) may take to arrive under"
+        " `falproxy serve`; the connection is closed after it.",
     ),
     "shutdown_grace": (
         "Limits and timeouts",
@@ -117,12 +122,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "ws_message_rate": (
         "WebSocket relay",
-        "Frames from client to fal per identity across its sockets, such as `10/second`;"
-        " exceeding it closes with 1008.",
+        "Messages from client to fal per identity across its sockets, such as `10/second`;"
+        " exceeding it closes the socket with 1008. Counted in the rate-limit storage"
+        " (memory or Redis).",
     ),
     "ws_max_sockets": (
         "WebSocket relay",
-        "Open sockets per identity; the handshake above it gets 429.",
+        "Open sockets per identity, counted per process; the handshake above it gets 429.",
     ),
     "auth_tokens": (
         "Identity and rate limits",
@@ -139,7 +145,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "jwks_cache_seconds": (
         "Identity and rate limits",
-        "How long a key fetched from `jwks_url` is trusted before the set is fetched again.",
+        "Seconds a key fetched from `jwks_url` is trusted before the set is fetched again; an"
+        " unknown key id triggers a refetch (at most one every 5 s).",
     ),
     "jwt_audience": ("Identity and rate limits", "The `aud` claim a JWT must carry."),
     "jwt_issuer": ("Identity and rate limits", "The `iss` claim a JWT must carry."),
@@ -163,11 +170,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "per_worker_limits": (
         "Identity and rate limits",
-        "Accept in-memory rate limits counted per worker when running several workers.",
+        "Accept in-memory limits (`FALPROXY_RATE_LIMIT`, `FALPROXY_WS_MESSAGE_RATE`,"
+        " `FALPROXY_WS_MAX_SOCKETS`) counted per worker with `--workers` above 1; otherwise"
+        " such a start is refused unless `FALPROXY_REDIS_URL` is set.",
     ),
     "ipv6_prefix": (
         "Identity and rate limits",
-        "Anonymous IPv6 callers share one budget per prefix of this length.",
+        "Anonymous IPv6 callers share one rate-limit budget per network of this prefix length.",
     ),
     "trusted_proxies": (
         "Identity and rate limits",
@@ -177,10 +186,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "Browsers",
         "Origins (`scheme://host[:port]`, or `*`) allowed to call the proxy from another origin.",
     ),
-    "access_log_format": ("Logs and metrics", "Access-log lines as `text` or `json`."),
+    "access_log_format": (
+        "Logs and metrics",
+        "Deprecated alias of `FALPROXY_LOG_FORMAT` (a warning says so at start-up).",
+    ),
     "log_format": (
         "Logs and metrics",
-        "One format for every line falproxy and uvicorn print: `text` or `json`.",
+        "One format for every line falproxy and uvicorn print: `text` or `json` (one JSON"
+        " object per line).",
     ),
     "metrics": ("Logs and metrics", "Serve Prometheus metrics."),
     "health_path": ("Logs and metrics", "Path of the liveness endpoint."),
@@ -188,7 +201,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "metrics_path": ("Logs and metrics", "Path of the Prometheus endpoint."),
     "metrics_token": (
         "Logs and metrics",
-        "When set, the metrics endpoint requires `Authorization: Bearer <token>`.",
+        "When set, the metrics endpoint requires `Authorization: Bearer <token>` (401 otherwise).",
     ),
     "authenticate": ("Hooks (code only)", "`async (RequestContext) -> Identity | None`."),
     "before_request": ("Hooks (code only)", "`async (RequestContext) -> Reply | None`."),
@@ -219,6 +232,10 @@ Hooks are Python callables, so they are set in code only. Flags override the
 environment, which overrides the file. Lists are comma-separated in the environment and may be
 TOML arrays in the file; booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 How the settings work together: [Configuration](../configuration.md).
+
+An unknown `FALPROXY_*` variable or file key stops start-up with a suggestion
+(`unknown variable FALPROXY_BODY_TIMOUT: did you mean FALPROXY_BODY_TIMEOUT?`), and every
+error names the variable, flag or file key you wrote.
 
 Settings marked *pending* are declared and validated but their behaviour is still being built
 in the named issue: setting them changes nothing yet.
