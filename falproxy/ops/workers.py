@@ -25,24 +25,36 @@ from falproxy.ops.metrics import MULTIPROC_DIR_ENV
 
 
 def check_worker_limits(config: ProxyConfig, workers: int) -> None:
-    """Refuse N workers counting N separate in-memory budgets, unless asked for."""
-    if workers <= 1 or config.redis_url or config.per_worker_limits:
+    """Refuse N workers counting N separate budgets, unless asked for.
+
+    Rate limits and the message rate are shared through Redis when it is set; open
+    sockets are always counted per process (a socket lives in one worker), so a socket
+    cap with several workers is N times the cap whatever the storage.
+    """
+    if workers <= 1 or config.per_worker_limits:
         return
-    in_memory = [
+    shared = bool(config.redis_url)
+    per_worker = [
         name
-        for name, value in (
-            ("FALPROXY_RATE_LIMIT", config.rate_limits),
-            ("FALPROXY_WS_MESSAGE_RATE", config.ws_message_rate),
-            ("FALPROXY_WS_MAX_SOCKETS", config.ws_max_sockets),
+        for name, value, in_redis in (
+            ("FALPROXY_RATE_LIMIT", config.rate_limits, True),
+            ("FALPROXY_WS_MESSAGE_RATE", config.ws_message_rate, True),
+            ("FALPROXY_WS_MAX_SOCKETS", config.ws_max_sockets, False),
         )
-        if value
+        if value and not (shared and in_redis)
     ]
-    if in_memory:
-        raise ConfigError(
-            f"--workers {workers} would give each worker its own in-memory budget for "
-            f"{', '.join(in_memory)} ({workers}x the limit): set FALPROXY_REDIS_URL to share "
-            "them, or FALPROXY_PER_WORKER_LIMITS=true to accept per-worker limits"
-        )
+    if not per_worker:
+        return
+    remedy = (
+        "run one worker per process and cap sockets per replica"
+        if shared
+        else "set FALPROXY_REDIS_URL to share them"
+    )
+    raise ConfigError(
+        f"--workers {workers} would give each worker its own budget for "
+        f"{', '.join(per_worker)} ({workers}x the limit): {remedy}, or set "
+        "FALPROXY_PER_WORKER_LIMITS=true to accept per-worker limits"
+    )
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from falproxy import ProxyConfig, RateLimit
@@ -124,4 +125,9 @@ def test_shared_storage_or_one_worker_needs_no_opt_in() -> None:
         assert "FALPROXY_WS_MAX_SOCKETS" in str(exc)
     else:
         raise AssertionError("per-identity socket counts are in memory too")
+    redis = "redis://127.0.0.1:1/0"
+    with pytest.raises(ConfigError, match="FALPROXY_WS_MAX_SOCKETS"):  # sockets live per worker
+        check_worker_limits(ProxyConfig(ws_max_sockets=3, redis_url=redis), 2)
+    check_worker_limits(ProxyConfig(ws_message_rate="10/second", redis_url=redis), 2)
+    check_worker_limits(ProxyConfig(ws_max_sockets=3, per_worker_limits=True), 2)
     assert os.environ.get(MULTIPROC_DIR_ENV) is None, "tests run single-process metrics"
