@@ -25,7 +25,7 @@ from tests.support.procs import REPO
 PACKAGE = REPO / "falproxy"
 # Base dependencies no falproxy module imports, and why each is still needed.
 USED_WITHOUT_IMPORT = {
-    "httptools": "uvicorn's HTTP parser under falproxy serve (picked when installed)",
+    "httptools": "the parser of uvicorn's protocol that standalone/protocols.py subclasses",
     "uvloop": "uvicorn's event loop under falproxy serve (picked when installed)",
     "sniffio": "imported by httpx's pool on every call (pyproject.toml says why)",
 }
