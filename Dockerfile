@@ -16,7 +16,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The redis extra: deploy/docker-compose.yml and the Kubernetes ConfigMap set
+# FALPROXY_REDIS_URL (limits shared by the replicas). Add jwks for FALPROXY_JWKS_URL.
+# tests/deploy/ replays this very line into a fresh virtual environment.
+RUN pip install --no-cache-dir "$(echo /wheels/falproxy-*.whl)[redis]" && rm -rf /wheels
 # A fixed numeric id, so `runAsNonRoot` can be verified without reading /etc/passwd.
 RUN groupadd --system --gid 10001 falproxy \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin falproxy

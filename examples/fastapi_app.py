@@ -3,6 +3,13 @@
 ``mount`` serves the proxy route (HTTP and WebSockets) and /healthz, /readyz and /metrics.
 
 uvicorn examples.fastapi_app:app
+
+Try it with no key, against the fake fal (answers like fal's, nothing billed)::
+
+    falproxy fake --port 9000 &
+    FALPROXY_FAKE_URL=http://127.0.0.1:9000 uvicorn examples.fastapi_app:app
+
+Started with neither a key nor the fake, it stops with the one line ``falproxy serve`` prints.
 """
 
 from fastapi import FastAPI

@@ -4,6 +4,13 @@
 
 flask --app examples.flask_app run
 gunicorn --worker-class gthread --threads 4 examples.flask_app:app
+
+Try it with no key, against the fake fal (answers like fal's, nothing billed)::
+
+    falproxy fake --port 9000 &
+    FALPROXY_FAKE_URL=http://127.0.0.1:9000 flask --app examples.flask_app run
+
+Started with neither a key nor the fake, it stops with the one line ``falproxy serve`` prints.
 """
 
 from flask import Flask

@@ -2,6 +2,13 @@
 
 The proxy route and /healthz, /readyz, /metrics go to falproxy's ASGI core before Django,
 so bodies stream both ways and WebSockets work; everything else is Django.
+
+Try it with no key, against the fake fal (answers like fal's, nothing billed)::
+
+    falproxy fake --port 9000 &
+    FALPROXY_FAKE_URL=http://127.0.0.1:9000 uvicorn examples.django_project.asgi:application
+
+Started with neither a key nor the fake, it stops with the one line ``falproxy serve`` prints.
 """
 
 import os

@@ -1,6 +1,14 @@
 """WSGI entry point, with threaded workers so slow streams do not block each other::
 
 gunicorn --worker-class gthread --threads 4 examples.django_project.wsgi:application
+
+Try it with no key, against the fake fal (answers like fal's, nothing billed)::
+
+    falproxy fake --port 9000 &
+    FALPROXY_FAKE_URL=http://127.0.0.1:9000 \\
+        gunicorn --worker-class gthread --threads 4 examples.django_project.wsgi:application
+
+Started with neither a key nor the fake, it stops with the one line ``falproxy serve`` prints.
 """
 
 import os

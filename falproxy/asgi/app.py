@@ -22,6 +22,7 @@ from falproxy.asgi.relay_http import Body, UpstreamClient, build_request, relay_
 from falproxy.asgi.responses import send_answer, with_cors
 from falproxy.asgi.websocket.session import serve_websocket
 from falproxy.config.checks import authentication_warnings
+from falproxy.config.fake_mode import announce_fake_mode, with_fake_mode
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock, BodyKind
@@ -52,8 +53,10 @@ class FalProxy:
     """
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
-        self.config = config if config is not None else ProxyConfig.from_env()
+        # FALPROXY_FAKE_URL: every fal host to that fake, with its key (config/fake_mode.py).
+        self.config = with_fake_mode(config if config is not None else ProxyConfig.from_env())
         self.config.require_credential()
+        announce_fake_mode(self.config.fake_url)
         self.metrics = ProxyMetrics()
         self.readiness = Readiness()
         self.pipeline = Pipeline(self.config, self.metrics)

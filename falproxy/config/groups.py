@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from falproxy.config.extras import install_hint, is_installed
 from falproxy.core.client_address import parse_networks
 from falproxy.core.errors import InvalidSetting
 from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
@@ -79,6 +80,12 @@ def _http_url(name: str, url: str, *, loopback_http: bool = False) -> None:
             return
         raise InvalidSetting(name, "must be https (plain http only on loopback)")
     raise InvalidSetting(name, f"must be an http(s) URL, got {mask_url(url)!r}")
+
+
+def _extra_installed(name: str, package: str, extra: str) -> None:
+    """A setting whose optional package is missing: one line naming the pip install."""
+    if not is_installed(package):
+        raise InvalidSetting(name, f"needs the {package} package: {install_hint(extra)}")
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -204,6 +211,7 @@ class RateLimiting:
             scheme = urlsplit(str(self.redis_url).removeprefix("async+")).scheme
             if scheme not in REDIS_SCHEMES:
                 raise InvalidSetting("redis_url", "must be a redis:// or rediss:// URL")
+            _extra_installed("redis_url", "redis", "redis")
         _boolean("rate_limit_fail_open", self.rate_limit_fail_open)
         _boolean("per_worker_limits", self.per_worker_limits)
         _strings("trusted_proxies", self.trusted_proxies)
@@ -246,6 +254,8 @@ class Auth:
             )
         if self.jwks_url is not None:
             _http_url("jwks_url", self.jwks_url, loopback_http=True)
+            # Every algorithm accepted from a JWKS is asymmetric: PyJWT needs cryptography.
+            _extra_installed("jwks_url", "cryptography", "jwks")
         _boolean("allow_anonymous", self.allow_anonymous)
         _boolean("token_minting", self.token_minting)
         _positive("jwks_cache_seconds", self.jwks_cache_seconds)

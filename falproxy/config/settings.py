@@ -381,7 +381,13 @@ class ProxyConfig:
         return f"ProxyConfig({', '.join(changed)})"
 
 
-NO_KEY_MESSAGE = "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)"
+# One line for a missing key, the same from `falproxy serve` and from an app that embeds
+# the proxy (ProxyConfig.load, FalProxy); it names every way out, the fake fal included.
+NO_KEY_MESSAGE = (
+    "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) to proxy the real "
+    "fal API, or use the fake fal: `falproxy serve --fake`, or FALPROXY_FAKE_URL="
+    "http://127.0.0.1:9000 with `falproxy fake --port 9000` running"
+)
 _GROUPS = (
     groups.Routing,
     groups.Timeouts,

@@ -23,11 +23,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
-from django.urls import URLPattern, path
-from django.views.decorators.csrf import csrf_exempt
+from falproxy.config.extras import framework_import_error
+
+try:
+    from asgiref.sync import sync_to_async
+    from django.core.handlers.asgi import ASGIRequest
+    from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+    from django.urls import URLPattern, path
+    from django.views.decorators.csrf import csrf_exempt
+except ModuleNotFoundError:  # one line naming the extra, not a bare ImportError
+    raise framework_import_error("django", "Django", "django") from None
 
 from falproxy.asgi.app import FalProxy
 from falproxy.core.pipeline import route_path

@@ -21,7 +21,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Request, params
+from falproxy.config.extras import framework_import_error
+
+try:
+    from fastapi import APIRouter, Request, params
+except ModuleNotFoundError:  # one line naming the extra, not a bare ImportError
+    raise framework_import_error("fastapi", "FastAPI", "fastapi") from None
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute

@@ -12,7 +12,12 @@ fails) closes the upstream response.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
+from falproxy.config.extras import framework_import_error
+
+try:
+    from flask import Blueprint, Flask, Response, request
+except ModuleNotFoundError:  # one line naming the extra, not a bare ImportError
+    raise framework_import_error("flask", "Flask", "flask") from None
 
 from falproxy.wsgi.environ import environ_client, environ_headers, environ_socket
 from falproxy.wsgi.proxy import SyncFalProxy, SyncReply

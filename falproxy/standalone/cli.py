@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from falproxy._version import __version__
 from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
-from falproxy.config.settings import ProxyConfig, parse_upstreams
+from falproxy.config.settings import NO_KEY_MESSAGE, ProxyConfig, parse_upstreams
 from falproxy.core.errors import ConfigError, InvalidSetting
 from falproxy.core.hosts import LOOPBACK_HOSTS, is_loopback_bind
 from falproxy.ops.logs import (
@@ -37,14 +37,10 @@ from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
 LOOPBACK = "127.0.0.1"
 ALLOWED_HOSTS_ENV = "FALPROXY_ALLOWED_HOSTS"
 FAKE_MODE_NOTE = (
-    "FAKE MODE: every fal call is answered by the built-in fake fal, not by fal.ai; no key is used"
+    "FAKE MODE: every fal call is answered by a fake fal, not by fal.ai; FAL_KEY is never sent"
 )
 # The uvicorn HTTP protocol `falproxy serve` runs (an import string: workers import it).
 GUARDED_HTTP = "falproxy.standalone.protocols:GuardedHTTPProtocol"
-NO_KEY_MESSAGE = (
-    "no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) to proxy the real "
-    "fal API, or run `falproxy serve --fake` to serve the built-in fake fal"
-)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,11 +113,14 @@ def serve(args: argparse.Namespace) -> int:
     config = apply_serve_flags(args, os.environ)
     logging_config = log_config(args.log_level, "json" if json_logs(config) else "text")
     logging.config.dictConfig(logging_config)
-    announce(args, config, fake=bool(os.environ.get(FAKE_BASE_ENV)))
+    # Fake mode comes from the command line or FALPROXY_FAKE_URL, never from FAKE_BASE_ENV
+    # alone (a leftover value is ignored by the workers): see server.py.
+    announce(args, config, fake=args.use_fake or config.fake_url is not None)
+    factory = "fake_app_from_env" if args.use_fake else "app_from_env"
     exit_zero_on_sigterm()
     with shared_metrics(args.workers, os.environ):
         uvicorn.run(
-            "falproxy.standalone.server:app_from_env",
+            f"falproxy.standalone.server:{factory}",
             factory=True,
             host=args.host,
             port=args.port,
@@ -190,10 +189,12 @@ def apply_serve_flags(
         # its own name to 127.0.0.1 cannot drive the proxy (core/hosts.py).
         env[ALLOWED_HOSTS_ENV] = ",".join(LOOPBACK_HOSTS)
         config = dataclasses.replace(config, allowed_hosts=LOOPBACK_HOSTS)
-    use_fake = args.fake == "always" or (args.fake == "auto" and config.credential is None)
+    no_key = config.credential is None and config.fake_url is None
+    use_fake = args.fake == "always" or (args.fake == "auto" and no_key)
+    args.use_fake = use_fake
     if use_fake:
         _prepare_fake(args, env)
-    elif config.credential is None:
+    elif no_key:
         raise ConfigError(NO_KEY_MESSAGE)
     fake_base = env.get(FAKE_BASE_ENV) if use_fake else None
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
@@ -243,12 +244,13 @@ def check(config_file: str | None = None) -> int:
         env[CONFIG_FILE_ENV] = config_file
     config, warnings = load_with_warnings(env)
     report: dict[str, object] = {"config": config.describe()}
-    if config.credential is None:
+    usable = config.credential is not None or config.fake_url is not None
+    if not usable:
         report["warnings"] = [*warnings, NO_KEY_MESSAGE]
     else:
         report["warnings"] = [*warnings, *FalProxy(config).startup_warnings()]
     print(json.dumps(report, indent=2))
-    return 0 if config.credential else 1
+    return 0 if usable else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,8 @@
 
 ``falproxy serve`` passes its settings to uvicorn workers through the environment, so
 every worker builds the same app with :func:`app_from_env`. In fake mode the fake fal is
-mounted under ``/_fake`` on the same port and every fal host is mapped to it: the proxy
+mounted under ``/_fake`` on the same port and every fal host is mapped to it
+(:mod:`falproxy.config.fake_mode`, the same mapping ``FALPROXY_FAKE_URL`` uses): the proxy
 calls itself over loopback, exactly as it would call fal, and the upload URLs the fake
 hands out are reachable by the browser.
 """
@@ -10,29 +11,39 @@ hands out are reachable by the browser.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 
 from falproxy.asgi.app import FalProxy
+from falproxy.config.fake_mode import FAKE_HOST_PATHS as FAKE_HOST_PATHS  # re-exported
+from falproxy.config.fake_mode import with_fake_mode
 from falproxy.config.file import config_from_sources
 from falproxy.config.settings import ProxyConfig
-from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
+from falproxy.core.errors import ConfigError
+from falproxy.core.keys import FAKE_CREDENTIAL_VALUE
 from falproxy.core.pipeline import route_path
 from falproxy.core.types import ASGIApp, Receive, Scope, Send
 from falproxy.ops.shutdown import chain_drain_on_exit_signals
 
 FAKE_PREFIX = "/_fake"
-# Where each fal host lives inside the fake (docs/fal-protocol.md §15).
-FAKE_HOST_PATHS = {
-    "fal.run": "/run",
-    "queue.fal.run": "/queue",
-    "rest.fal.ai": "/rest",
-    "rest.alpha.fal.ai": "/rest",
-    "ws.fal.run": "/ws",
-}
-# Set by `falproxy serve --fake`: the loopback base URL the workers call themselves on.
+# Set by `falproxy serve --fake` for its workers: the loopback base URL they call themselves
+# on. Read only by fake_app_from_env, the factory the command line picks for --fake, so a
+# leftover value in the environment never turns fake mode on by itself.
 FAKE_BASE_ENV = "FALPROXY_FAKE_BASE"
 FAKE_SPEED_ENV = "FALPROXY_FAKE_SPEED"
+# uvicorn's own proxy-header variable: `falproxy serve` turns proxy headers off, so it is dead.
+UVICORN_FORWARDED_ENV = "FORWARDED_ALLOW_IPS"
+FORWARDED_IGNORED_WARNING = (
+    f"{UVICORN_FORWARDED_ENV} is set but has no effect: falproxy serve trusts X-Forwarded-For "
+    "only from FALPROXY_TRUSTED_PROXIES (the load balancer's addresses or networks)"
+)
+STALE_FAKE_BASE_WARNING = (
+    f"{FAKE_BASE_ENV} is set in the environment and ignored: fake mode is turned on only by "
+    "`falproxy serve --fake` or FALPROXY_FAKE_URL"
+)
+
+logger = logging.getLogger("falproxy")
 
 
 class FakeBesideProxy:
@@ -51,11 +62,8 @@ class FakeBesideProxy:
 
 
 def fake_config(config: ProxyConfig, base_url: str) -> ProxyConfig:
-    """``config`` with every fal host mapped to the fake and the fake's own key."""
-    upstreams = {host: f"{base_url}{FAKE_PREFIX}{path}" for host, path in FAKE_HOST_PATHS.items()}
-    return dataclasses.replace(
-        config, credential=FalCredential(FAKE_CREDENTIAL_VALUE), upstreams=upstreams
-    )
+    """``config`` in fake mode against the fake mounted beside it at ``base_url``."""
+    return with_fake_mode(dataclasses.replace(config, fake_url=f"{base_url}{FAKE_PREFIX}"))
 
 
 def build_app(
@@ -72,14 +80,40 @@ def build_app(
     return FakeBesideProxy(proxy, fake)
 
 
+def startup_notices(env: Mapping[str, str]) -> list[str]:
+    """Environment variables that look like settings but do nothing here."""
+    notices = []
+    if env.get(UVICORN_FORWARDED_ENV):
+        notices.append(FORWARDED_IGNORED_WARNING)
+    return notices
+
+
 def app_from_env(env: Mapping[str, str] | None = None) -> ASGIApp:
     """The app a ``falproxy serve`` worker runs (a uvicorn factory).
 
     uvicorn calls it after installing its signal handlers, so SIGTERM also marks the
-    process as draining (``/readyz`` 503); see :mod:`falproxy.ops.shutdown`.
+    process as draining (``/readyz`` 503); see :mod:`falproxy.ops.shutdown`. Fake mode
+    here comes only from the ``fake_url`` setting (FALPROXY_FAKE_URL).
     """
     env = os.environ if env is None else env
-    fake_base = env.get(FAKE_BASE_ENV) or None
+    notices = startup_notices(env)
+    if env.get(FAKE_BASE_ENV):
+        notices.append(STALE_FAKE_BASE_WARNING)
+    for notice in notices:
+        logger.warning(notice)
+    app = build_app(config_from_sources(env))
+    chain_drain_on_exit_signals()
+    return app
+
+
+def fake_app_from_env(env: Mapping[str, str] | None = None) -> ASGIApp:
+    """The app a ``falproxy serve --fake`` worker runs: the proxy and the fake beside it."""
+    env = os.environ if env is None else env
+    for notice in startup_notices(env):
+        logger.warning(notice)
+    fake_base = env.get(FAKE_BASE_ENV)
+    if not fake_base:
+        raise ConfigError(f"{FAKE_BASE_ENV} missing: start fake mode with `falproxy serve --fake`")
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
     app = build_app(config_from_sources(env), fake_base=fake_base, fake_speed=speed)
     chain_drain_on_exit_signals()

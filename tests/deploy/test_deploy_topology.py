@@ -1,20 +1,23 @@
-"""deploy/docker-compose.yml's topology with real processes, no container engine.
+"""The shipped deploy files' topology with real processes, no container engine.
 
-Two ``falproxy serve`` replicas with the compose file's own environment, a real
-``redis-server``, and Debian's nginx running the very ``deploy/nginx.conf``. What the test
-rewrites, and only that: the replicas' and nginx's addresses (loopback ports instead of
-``falproxy-a:8080``, ``falproxy-b:8080`` and ``listen 8080``), the ``/tmp/`` prefix of
-nginx's writable paths (a temporary directory), the Redis URL's host, the mounted config
-file's path, and the fal hosts, mapped to the fake fal. The allowed endpoints also admit
-``fake/**`` through the environment, which is how an operator overrides the file.
+Two ``falproxy serve`` replicas, installed exactly as the Dockerfile installs them (a fresh
+virtual environment holding the wheel and nothing else, tests/support/image_venv.py), a
+real ``redis-server``, and Debian's nginx running the very ``deploy/nginx.conf``. The
+replicas get the environment of a deploy file: ``deploy/docker-compose.yml`` with
+``deploy/falproxy.env.example``, or the Kubernetes ConfigMap, Secret and Deployment.
 
-Rate limits and the WebSocket relay come from other parts of falproxy; their checks skip,
-saying so, until the installed falproxy reads the compose file's rate-limit settings or has
-a WebSocket relay, and then run with no change here.
+What the test rewrites, and only that: addresses (loopback ports instead of
+``falproxy-a:8080``, ``falproxy-b:8080``, ``listen 8080`` and the Redis host; the load
+balancer's address in ``FALPROXY_TRUSTED_PROXIES`` becomes 127.0.0.1, where nginx connects
+from here, after a test checks the shipped value names the load balancer), the ``/tmp/``
+prefix of nginx's writable paths, the mounted config file's path, the key (the test key
+the fake accepts), and the fal hosts, mapped to the fake fal. The allowed endpoints also
+admit ``fake/**`` through the environment, which is how an operator overrides the file.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -34,29 +37,31 @@ import httpx
 import pytest
 import yaml
 
-from falproxy.config import SETTINGS
-from falproxy.config.loader import INTERNAL_VARIABLES
+from tests.support.image_venv import ImageVenv
+from tests.support.ports import free_port
 from tests.support.procs import (
     REPO,
     START_TIMEOUT,
     Served,
     falproxy_serve,
-    free_port,
     need,
     proxy_env,
     redis_server,
     stop,
     wait_until_up,
 )
+from tests.support.settings_table import falproxy_variables
 
 DEPLOY = REPO / "deploy"
+MANIFESTS = DEPLOY / "kubernetes"
 ROUTE = "/api/fal/proxy"
 ECHO = {"x-fal-target-url": "https://fal.run/fake/echo", "content-type": "application/json"}
-RATE_LIMIT_VARIABLES = {"FALPROXY_RATE_LIMIT", "FALPROXY_REDIS_URL"}
-
-
-def known_variables() -> set[str]:
-    return {row.env for row in SETTINGS if row.env} | INTERNAL_VARIABLES
+DEPLOYMENTS = ("compose", "kubernetes")
+# Where nginx connects to the replicas from in this test: the load balancer's address.
+LOAD_BALANCER_HERE = "127.0.0.1"
+# Two browsers: distinct loopback source addresses (Linux routes all of 127/8 locally).
+BROWSERS = ("127.0.0.2", "127.0.0.3")
+REDIS_IN_FILES = "redis://redis:6379"
 
 
 def compose() -> dict[str, Any]:
@@ -64,15 +69,78 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
-def compose_env(redis_port: int) -> dict[str, str]:
-    """falproxy-a's environment from the compose file, with addresses made local."""
+def env_file(path: Path) -> dict[str, str]:
+    """A compose ``env_file``: NAME=value lines, comments and blanks skipped."""
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def compose_files_env() -> dict[str, str]:
+    """falproxy-a's environment as compose builds it: env_file, then environment."""
     service = compose()["services"]["falproxy-a"]
-    env = {name: str(value) for name, value in service["environment"].items()}
-    mounts = dict(volume.split(":")[1::-1] for volume in service["volumes"])
-    env["FALPROXY_CONFIG"] = str(DEPLOY / mounts[env["FALPROXY_CONFIG"]])
+    env = env_file(DEPLOY / "falproxy.env.example")
+    env.update({name: str(value) for name, value in service["environment"].items()})
+    return env
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(MANIFESTS.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                found[document["kind"]] = document
+    return found
+
+
+def kubernetes_files_env() -> dict[str, str]:
+    """The falproxy container's environment: envFrom (ConfigMap, Secret), then env."""
+    documents = manifests()
+    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    sources = {
+        ("configMapRef", documents["ConfigMap"]["metadata"]["name"]): documents["ConfigMap"][
+            "data"
+        ],
+        ("secretRef", documents["Secret"]["metadata"]["name"]): documents["Secret"]["stringData"],
+    }
+    env: dict[str, str] = {}
+    for source in container["envFrom"]:
+        ((kind, ref),) = source.items()
+        env.update({k: str(v) for k, v in sources[(kind, ref["name"])].items()})
+    env.pop("falproxy.toml")  # a file the Deployment mounts, not an environment variable
+    env.update({item["name"]: str(item["value"]) for item in container["env"]})
+    return env
+
+
+def files_env(deployment: str) -> dict[str, str]:
+    return compose_files_env() if deployment == "compose" else kubernetes_files_env()
+
+
+def mounted_config(deployment: str, scratch: Path) -> Path:
+    """The TOML file the deployment mounts at FALPROXY_CONFIG, as a local file."""
+    if deployment == "compose":
+        volumes = compose()["services"]["falproxy-a"]["volumes"]
+        sources = {volume.split(":")[1]: volume.split(":")[0] for volume in volumes}
+        return DEPLOY / sources[compose_files_env()["FALPROXY_CONFIG"]]
+    path = scratch / "falproxy.toml"
+    path.write_text(manifests()["ConfigMap"]["data"]["falproxy.toml"])
+    return path
+
+
+def local_env(deployment: str, redis_port: int, scratch: Path) -> dict[str, str]:
+    """A deployment's environment, with only addresses, paths and the key made local."""
+    env = files_env(deployment)
+    env["FALPROXY_CONFIG"] = str(mounted_config(deployment, scratch))
+    assert env["FALPROXY_REDIS_URL"].startswith(REDIS_IN_FILES)
     env["FALPROXY_REDIS_URL"] = env["FALPROXY_REDIS_URL"].replace(
-        "redis://redis:6379", f"redis://127.0.0.1:{redis_port}"
+        REDIS_IN_FILES, f"redis://127.0.0.1:{redis_port}"
     )
+    if "FALPROXY_TRUSTED_PROXIES" in env:  # its shape is checked by the tests below
+        env["FALPROXY_TRUSTED_PROXIES"] = LOAD_BALANCER_HERE
+    env.pop("FAL_KEY")  # a placeholder in the files; the test key comes from proxy_env
     return env
 
 
@@ -118,24 +186,29 @@ def nginx(conf: str, scratch: Path, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def topology(fake_url: str, **overrides: str) -> Iterator[Topology]:
+def topology(
+    image: ImageVenv, fake_url: str, deployment: str = "compose", **overrides: str
+) -> Iterator[Topology]:
     with ExitStack() as stack:
         redis_port, _ = stack.enter_context(redis_server())
-        env = proxy_env(fake_url, **compose_env(redis_port))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        os.chmod(scratch, 0o755)  # nginx workers run as nobody
+        env = image.env(proxy_env(fake_url, **local_env(deployment, redis_port, scratch)))
         env["FALPROXY_ALLOWED_ENDPOINTS"] = "fal-ai/flux/**,fake/**"
         env.update(overrides)
         ports = (free_port(), free_port())
-        replicas = [stack.enter_context(falproxy_serve(env, port)) for port in ports]
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        os.chmod(scratch, 0o755)  # nginx workers run as nobody
+        replicas = [
+            stack.enter_context(falproxy_serve(env, port, executable=image.falproxy))
+            for port in ports
+        ]
         port = free_port()
         stack.enter_context(nginx(nginx_conf(port, ports, scratch), scratch, port))
         yield Topology(f"http://127.0.0.1:{port}", replicas, scratch)
 
 
 @pytest.fixture(scope="module")
-def deployed(fake_url: str) -> Iterator[Topology]:
-    with topology(fake_url) as running:
+def deployed(image: ImageVenv, fake_url: str) -> Iterator[Topology]:
+    with topology(image, fake_url) as running:
         yield running
 
 
@@ -143,12 +216,81 @@ def served_calls(replica: Served) -> int:
     return len(re.findall(r"http POST app=fake/echo status=200", replica.stderr()))
 
 
-def test_compose_file_settings_are_ones_falproxy_knows() -> None:
-    """A typo in a variable name would silently fall back to a default."""
-    pending = RATE_LIMIT_VARIABLES  # read by the rate-limit feature; see the skip below
-    variables = {k for k in compose_env(6379) if k.startswith("FALPROXY_")}
-    unknown = variables - known_variables() - pending - {"FALPROXY_CONFIG"}
-    assert not unknown
+def browser(address: str, url: str) -> httpx.Client:
+    """A client whose calls reach nginx from ``address``, as a distinct browser's would."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=url, transport=transport, timeout=30)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_deploy_file_variables_are_ones_falproxy_reads(deployment: str) -> None:
+    """A misspelt or dead variable (FORWARDED_ALLOW_IPS) would silently do nothing."""
+    unknown = set(files_env(deployment)) - falproxy_variables()
+    assert not unknown, f"{deployment} sets variables falproxy does not read: {unknown}"
+
+
+def test_variable_check_really_catches_a_dead_variable() -> None:
+    assert "FORWARDED_ALLOW_IPS" not in falproxy_variables()
+    assert "FALPROXY_RATELIMIT" not in falproxy_variables()
+    assert {"FALPROXY_RATE_LIMIT", "FALPROXY_TRUSTED_PROXIES", "FAL_KEY"} <= falproxy_variables()
+
+
+def test_compose_trusts_exactly_its_nginx() -> None:
+    services = compose()["services"]
+    networks = compose()["networks"]
+    ((network, settings),) = services["nginx"]["networks"].items()
+    nginx_address = ipaddress.ip_address(settings["ipv4_address"])
+    subnet = ipaddress.ip_network(networks[network]["ipam"]["config"][0]["subnet"])
+    assert nginx_address in subnet
+    for name in ("falproxy-a", "falproxy-b"):
+        assert network in services[name]["networks"]
+        trusted = str(services[name]["environment"]["FALPROXY_TRUSTED_PROXIES"])
+        assert trusted == str(nginx_address), "trust nginx, the only load balancer, alone"
+
+
+def test_kubernetes_trusts_private_pod_addresses_only() -> None:
+    trusted = kubernetes_files_env()["FALPROXY_TRUSTED_PROXIES"].split(",")
+    networks = [ipaddress.ip_network(entry.strip()) for entry in trusted]
+    assert networks and all(network.is_private for network in networks)
+    assert not any(network.prefixlen == 0 for network in networks)
+
+
+def test_replicas_run_the_installed_wheel_not_the_tree(image: ImageVenv) -> None:
+    env = image.env(dict(os.environ))
+    found = subprocess.run(
+        [str(image.python), "-c", "import falproxy; print(falproxy.__file__)"],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found.stdout.strip().startswith(str(image.site_packages())), found
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_shipped_settings_serve_share_a_limit_and_keep_browsers_apart(
+    image: ImageVenv, fake_url: str, deployment: str
+) -> None:
+    """Both replicas start with the file's settings; one limit across them, one per browser."""
+    limit = 4
+    with topology(image, fake_url, deployment, FALPROXY_RATE_LIMIT=f"{limit}/minute") as running:
+        first, second = (browser(address, running.url) for address in BROWSERS)
+        with first, second:
+            proxied = first.post(ROUTE, headers=ECHO, json={"hello": deployment})
+            assert proxied.status_code == 200, proxied.text
+            assert json.loads(proxied.json()["body"]) == {"hello": deployment}
+            statuses = [first.post(ROUTE, headers=ECHO, json={}).status_code for _ in range(5)]
+            other = second.post(ROUTE, headers=ECHO, json={})
+        time.sleep(0.5)  # the access-log line is written as the call ends
+        served = [served_calls(replica) for replica in running.replicas]
+        logs = [replica.stderr() for replica in running.replicas]
+    # The first browser's budget, shared by both replicas through Redis: 4 calls, then 429.
+    assert statuses == [200] * (limit - 1) + [429] * 2, (statuses, logs)
+    assert all(count >= 1 for count in served), ("both replicas took part", served)
+    # The second browser has a budget of its own, although both come through one nginx.
+    assert other.status_code == 200, (other.status_code, other.text)
+    assert all("Traceback" not in log and "FORWARDED_ALLOW_IPS" not in log for log in logs)
 
 
 def test_calls_are_spread_over_both_replicas(deployed: Topology) -> None:
@@ -196,21 +338,7 @@ def test_metrics_are_refused_through_nginx_and_served_on_the_pod_port(
         assert b"falproxy_requests" in scraped.content
 
 
-def test_rate_limit_holds_across_both_replicas(fake_url: str) -> None:
-    assert known_variables() >= RATE_LIMIT_VARIABLES, "the compose file's limit settings"
-    limit = 5
-    with topology(fake_url, FALPROXY_RATE_LIMIT=f"{limit}/minute") as running:
-        statuses = [
-            httpx.post(f"{running.url}{ROUTE}", headers=ECHO, json={}, timeout=30).status_code
-            for _ in range(limit + 4)
-        ]
-        time.sleep(0.5)
-        served = [served_calls(replica) for replica in running.replicas]
-    assert statuses.count(200) == limit and statuses.count(429) == 4, statuses
-    assert all(count >= 1 for count in served), "both replicas took part"
-
-
-def test_websocket_relays_through_nginx(fake_url: str) -> None:
+def test_websocket_relays_through_nginx(image: ImageVenv, fake_url: str) -> None:
     from websockets.sync.client import connect
     from websockets.sync.server import ServerConnection, serve
 
@@ -226,7 +354,7 @@ def test_websocket_relays_through_nginx(fake_url: str) -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         echo_port = server.socket.getsockname()[1]
         upstreams = f"fal.run=http://127.0.0.1:{echo_port}"
-        with topology(fake_url, FALPROXY_UPSTREAMS=upstreams) as running:
+        with topology(image, fake_url, FALPROXY_UPSTREAMS=upstreams) as running:
             target = quote("wss://fal.run/fal-ai/flux/dev/realtime?fal_jwt_token=t", safe="")
             ws_url = running.url.replace("http://", "ws://")
             with connect(f"{ws_url}{ROUTE}?fal_target_url={target}") as socket:

@@ -11,26 +11,20 @@ reproduced (it needs the image's /etc); the USER line is checked instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET
 from tests.support.dockerfile import Stage, parse
+from tests.support.image_venv import DOCKERFILE, ImageVenv
 from tests.support.procs import REPO
 
-DOCKERFILE = REPO / "Dockerfile"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 EXPECTED_CMD = ["falproxy", "serve", "--host", "0.0.0.0", "--port", "8080"]
-# RUN lines of the runtime stage the test does not replay, and why: they need the image's
-# own /etc (useradd) and root; test_runs_as_fixed_non_root_user checks their effect instead.
-NOT_REPLAYED = ("groupadd --system --gid 10001 falproxy",)
-BUILD_OUTPUT = "/wheels"
 
 
 @pytest.fixture(scope="module")
@@ -95,57 +89,10 @@ def test_dockerignore_admits_only_the_package() -> None:
     }
 
 
-def _copy_build_context(stage: Stage, workdir: Path) -> None:
-    for copy in stage.all("COPY"):
-        *sources, destination = copy.arguments.split()
-        target = workdir / destination
-        for source in sources:
-            origin = REPO / source
-            if origin.is_dir():
-                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-                shutil.copytree(origin, target, ignore=ignore)
-            else:
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy(origin, target / origin.name)
-
-
-def _run(command: str, cwd: Path, bin_dir: Path, replacements: dict[str, str]) -> None:
-    for old, new in replacements.items():
-        command = command.replace(old, new)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    env.pop("VIRTUAL_ENV", None)
-    result = subprocess.run(
-        ["sh", "-ec", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=540
-    )
-    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
-
-
 @pytest.fixture(scope="module")
-def runtime_python(stages: list[Stage], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runtime_python(image: ImageVenv) -> Path:
     """A fresh venv holding the package exactly as the Dockerfile builds and installs it."""
-    root = tmp_path_factory.mktemp("image")
-    build, runtime = stages
-    workdir = root / build.last("WORKDIR").arguments.lstrip("/")
-    workdir.mkdir(parents=True)
-    _copy_build_context(build, workdir)
-    wheels = root / "build-output"
-    builder_bin = Path(sys.executable).parent
-    for run in build.all("RUN"):
-        _run(run.arguments, workdir, builder_bin, {BUILD_OUTPUT: str(wheels)})
-    assert len(list(wheels.glob("falproxy-*.whl"))) == 1
-    environment = root / "runtime-venv"
-    venv.create(environment, with_pip=True)
-    copied = root / "copied-wheels"
-    shutil.copytree(wheels, copied)
-    replayed = 0
-    for run in runtime.all("RUN"):
-        if run.arguments.startswith(NOT_REPLAYED):
-            continue
-        assert "pip install" in run.arguments, f"a RUN line this test does not know: {run}"
-        _run(run.arguments, root, environment / "bin", {BUILD_OUTPUT: str(copied)})
-        replayed += 1
-    assert replayed == 1 and not copied.exists(), "the install line also removes the wheels"
-    return environment / "bin" / "python"
+    return image.python
 
 
 def _stage_env(stage: Stage) -> dict[str, str]:

@@ -10,9 +10,11 @@ import subprocess
 
 import pytest
 
+from falproxy.config.settings import NO_KEY_MESSAGE
 from tests.support.examples_server import ROOT, argv, free_port
+from tests.support.procs import FALPROXY
 
-NO_KEY_LINE = "falproxy: error: no fal credential: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)"
+NO_KEY_LINE = f"falproxy: error: {NO_KEY_MESSAGE}"
 SERVERS = ["fastapi-uvicorn", "django-uvicorn", "django-gunicorn", "flask-run", "flask-gunicorn"]
 
 
@@ -44,3 +46,16 @@ def test_a_bad_setting_in_an_example_names_the_variable() -> None:
     assert completed.stderr.strip().splitlines()[-1] == (
         "falproxy: error: FALPROXY_BODY_TIMEOUT must be a number of seconds, got 'x'"
     )
+
+
+def test_the_line_is_the_one_falproxy_serve_prints() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
+    completed = subprocess.run(
+        [FALPROXY, "serve", "--port", str(free_port())],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [NO_KEY_LINE]

@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY_SECRET
-from tests.support.examples_server import SERVERS, run_example
+from tests.support.examples_server import SERVERS, documented_env, run_example
 from tests.support.live import JSON, ROUTE, assert_no_key, target
 from tests.support.live import wait_until as wait_for
+from tests.support.ports import free_port
+from tests.support.procs import falproxy_fake
 
 # The live proxy tests' helpers: same route, same header and secret checks.
 
@@ -148,3 +150,22 @@ def test_asgi_examples_give_the_proxy_its_lifespan(fake_url: str, name: str) -> 
         pass
     assert "upstream mapped: fal.run ->" in output[0]
     assert "lifespan" not in output[0].lower() or "unsupported" not in output[0].lower()
+
+
+@pytest.mark.parametrize("name", sorted(SERVERS))
+def test_example_runs_against_the_fake_with_one_variable(name: str) -> None:
+    """The docstrings' commands: `falproxy fake --port N`, then FALPROXY_FAKE_URL only."""
+    output: list[str] = []
+    with falproxy_fake(free_port(), "--speed", "0.05") as fake:
+        env = documented_env(FALPROXY_FAKE_URL=fake)
+        with (
+            run_example(name, fake, env=env, output_sink=output) as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            assert http.get("/").status_code == 200
+            response = http.post(
+                ROUTE, headers=target("https://fal.run/fal-ai/flux/dev"), json={"prompt": "x"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["images"][0]["url"].startswith(fake)
+    assert f"FAKE MODE: every fal call is answered by the fake fal at {fake}" in output[0]

@@ -102,6 +102,14 @@ class Running:
             return reader.read().decode("utf-8", errors="replace")
 
 
+def documented_env(**variables: str) -> dict[str, str]:
+    """What a user's shell gives a documented command: no fal or falproxy variable but
+    ``variables`` (no key, no upstream mapping)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
+    env.update(PYTHONUNBUFFERED="1", **variables)
+    return env
+
+
 @contextmanager
 def start_server(
     name: str,
@@ -109,19 +117,22 @@ def start_server(
     *,
     ready_path: str = "/",
     output_sink: list[str] | None = None,
+    env: dict[str, str] | None = None,
     **extra_env: str,
 ) -> Iterator[Running]:
     """Start the server ``name`` (an example, or one of EXTRA_SERVERS); checks its output for
     the key once it has stopped.
 
-    The server's whole output is appended to ``output_sink`` once it has stopped.
+    ``env`` replaces the default environment (the test key, fal hosts mapped to
+    ``fake_url``). The server's whole output is appended to ``output_sink`` once it has
+    stopped.
     """
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix=f"falproxy-{name}-", suffix=".log") as output:
         process = subprocess.Popen(
             argv(name, port),
             cwd=ROOT,
-            env=example_env(fake_url, **extra_env),
+            env=env if env is not None else example_env(fake_url, **extra_env),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -150,6 +161,7 @@ def run_example(
     *,
     ready_path: str = "/",
     output_sink: list[str] | None = None,
+    env: dict[str, str] | None = None,
     **extra_env: str,
 ) -> Iterator[str]:
     """Start the example server ``name``; yields its base URL; checks its output for the key.
@@ -157,7 +169,7 @@ def run_example(
     The server's whole output is appended to ``output_sink`` once it has stopped.
     """
     with start_server(
-        name, fake_url, ready_path=ready_path, output_sink=output_sink, **extra_env
+        name, fake_url, ready_path=ready_path, output_sink=output_sink, env=env, **extra_env
     ) as running:
         yield running.url
 

@@ -64,9 +64,14 @@ class Served:
 
 
 @contextmanager
-def falproxy_serve(env: dict[str, str], port: int, *args: str) -> Iterator[Served]:
-    """``falproxy serve`` on a loopback port; stopped with SIGTERM (if still running) at exit."""
-    command = [FALPROXY, "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+def falproxy_serve(
+    env: dict[str, str], port: int, *args: str, executable: str | Path = FALPROXY
+) -> Iterator[Served]:
+    """``falproxy serve`` on a loopback port; stopped with SIGTERM (if still running) at exit.
+
+    ``executable``: another installation's ``falproxy`` (tests/support/image_venv.py).
+    """
+    command = [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with tempfile.TemporaryDirectory() as directory:
         log = Path(directory) / "stderr.log"
         with open(log, "w") as sink:
@@ -77,6 +82,21 @@ def falproxy_serve(env: dict[str, str], port: int, *args: str) -> Iterator[Serve
             yield Served(process, log)
         finally:
             stop(process)
+
+
+@contextmanager
+def falproxy_fake(port: int, *args: str) -> Iterator[str]:
+    """``falproxy fake`` on a loopback port (its own process, as users start it); its URL."""
+    command = [FALPROXY, "fake", "--host", "127.0.0.1", "--port", str(port), *args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, process)
+        yield url
+    finally:
+        stop(process, timeout=10)
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 40.0) -> int:
