@@ -78,7 +78,8 @@ class BodyKind(Enum):
     TOKEN = "token"  # a token-minting body: read whole (small), policed, then sent
 
 
-@dataclass(frozen=True, slots=True)
+# Per call and read-only by convention: not frozen, whose __init__ is slower on the hot path.
+@dataclass(slots=True)
 class BodyPlan:
     """How the front end must read and send this call's body."""
 
@@ -98,8 +99,11 @@ def plan_body(
             raise MethodNotAllowed(headers={"allow": "POST"})
         return BodyPlan(BodyKind.TOKEN, None, MAX_TOKEN_BODY)
     if not declared.present:
-        return BodyPlan(BodyKind.NONE, declared.length, 0)
+        return NO_BODY if declared.length is None else BodyPlan(BodyKind.NONE, declared.length, 0)
     return BodyPlan(BodyKind.STREAM, declared.length, max_bytes)
+
+
+NO_BODY = BodyPlan(BodyKind.NONE, None, 0)  # most calls: status polls and results (GET)
 
 
 class BodyClock:

@@ -15,6 +15,7 @@ websockets failed the handshake), so no byte-for-byte promise could hold everywh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from falproxy._version import __version__
@@ -115,13 +116,15 @@ def client_response_headers(
     for name, value in pairs:
         if name == b"connection":
             dropped.update(token.strip().lower() for token in value.split(b","))
-    needles = key_needles(authorization)
+    # One scan of all values for the key; only a response that holds it is filtered by it.
+    block = b"\n".join(value for _, value in pairs)
+    needles = [needle for needle in key_needles(authorization) if needle in block]
     out: Headers = []
     leaked = 0
     for name, value in pairs:
         if name in dropped or name.startswith(UPSTREAM_CORS_PREFIX):
             continue
-        if any(needle in value for needle in needles):
+        if needles and _holds_any(value, needles):
             leaked += 1
             continue
         out.append((name, value))
@@ -135,6 +138,11 @@ def client_response_headers(
     return out, is_event_stream, leaked
 
 
+def _holds_any(value: bytes, needles: list[bytes]) -> bool:
+    return any(needle in value for needle in needles)
+
+
+@functools.lru_cache(maxsize=256)  # one server key, or a bounded set of per-user keys
 def key_needles(authorization: bytes) -> tuple[bytes, ...]:
     """What betrays the key in a response: its secret half, or the whole key when short.
 

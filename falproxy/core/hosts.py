@@ -11,6 +11,7 @@ unless set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -38,6 +39,7 @@ class HostRule:
             raise MisdirectedRequest()
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct Host values; bounded against sprays
 def host_name(value: bytes) -> str:
     """The name part of a ``Host`` value: lower-case, without port or IPv6 brackets."""
     text = value.decode("latin-1").strip().lower()

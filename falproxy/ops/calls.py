@@ -15,7 +15,7 @@ from typing import Any
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
 from falproxy.core.hooks import emit
-from falproxy.core.lifecycle import CallRecord
+from falproxy.core.lifecycle import HTTP, WEBSOCKET, CallRecord
 from falproxy.ops.logs import json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.tracing import CallSpan, Tracing
@@ -37,12 +37,14 @@ class CallLog:
     def __init__(self, config: ProxyConfig, metrics: ProxyMetrics, tracing: Tracing) -> None:
         self.metrics = metrics
         self.tracing = tracing
+        # labels() takes a lock and validates: resolved once per kind, not twice per call.
+        self._open = {HTTP: metrics.open_http, WEBSOCKET: metrics.open_websocket}
         self._json = json_logs(config)
         self._on_event = config.on_event
 
     def open(self, kind: str, method: str, headers: Iterable[tuple[bytes, bytes]]) -> Call:
         """A new call: counted as open until :meth:`close`, its span continuing the client's."""
-        self.metrics.open.labels(kind).inc()
+        self._open[kind].inc()
         return Call(CallRecord(kind, method), self.tracing.start(kind, method, headers))
 
     async def close(self, call: Call) -> None:
@@ -58,7 +60,7 @@ class CallLog:
             run(emit(self._on_event, event))
 
     def _record(self, call: Call) -> ProxyEvent:
-        self.metrics.open.labels(call.record.kind).dec()
+        self._open[call.record.kind].dec()
         event = call.record.end()
         call.span.end(event)
         log_event(event, json_format=self._json)

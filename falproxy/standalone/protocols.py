@@ -6,9 +6,9 @@ only once the whole head has arrived), and neither protocol times the head: a cl
 drips header bytes, or sends none, holds its connection forever (slowloris). These
 subclasses count the bytes of each request head as they arrive and never feed the parser
 past ``MAX_REQUEST_HEAD_BYTES`` (431, then the connection is closed), and close a
-connection whose head is not complete ``header_timeout`` seconds after its first byte (or
-after the connection opened). Once the head is complete, both protocols behave exactly
-as uvicorn's own.
+connection whose head is not complete ``header_timeout`` seconds after its first
+incomplete piece arrived (or after the connection opened). Once the head is complete, both
+protocols behave exactly as uvicorn's own.
 
 ``falproxy serve`` runs :data:`GuardedHTTPProtocol` (httptools, what uvicorn's ``auto`` picks
 with falproxy's dependencies) with ``header_timeout`` from ``FALPROXY_HEADER_TIMEOUT``. An embedder
@@ -116,7 +116,6 @@ class _Guard:
             if not self._awaiting_head():
                 self._feed(data)
                 return
-            self._head.start()
             room = self._head.room()
             if room <= 0:
                 self._refuse_head()
@@ -126,6 +125,10 @@ class _Guard:
             self._feed(piece)
             if not self._awaiting_head():
                 self._head.done()
+            elif not self.transport.is_closing():
+                # Still unfinished: time it from now. A head that arrives whole (the usual
+                # case, one packet) never arms a timer, so keep-alive calls pay nothing.
+                self._head.start()
 
     def _refuse_head(self) -> None:
         self._head.done()
