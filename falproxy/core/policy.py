@@ -143,6 +143,9 @@ def _is_request_url(rest: list[str]) -> bool:
     return tuple(rest[2:]) in QUEUE_REQUEST_TAILS
 
 
+# Allowed verdicts remembered per policy (a few hundred bytes each).
+MAX_REMEMBERED_VERDICTS = 4096
+
 class Policy:
     """Allowed URL globs, allowed endpoint globs (empty: all) and the token lifetime cap."""
 
@@ -162,6 +165,10 @@ class Policy:
         self._endpoints = tuple(_parse_glob(_checked(p, url=False)) for p in allowed_endpoints)
         self._max_token_expiration = max_token_expiration
         self._token_minting = token_minting
+        # Allowed (target, method) -> app id: a browser polls one status URL every second,
+        # and parsed targets are cached, so the same verdict is asked for again and again.
+        # Only allowed calls are remembered; bounded, oldest first out.
+        self._allowed: dict[tuple[Target, str], str | None] = {}
 
     @property
     def max_token_expiration(self) -> int:
@@ -181,6 +188,16 @@ class Policy:
         is outside them or cannot be determined, or when the target mints tokens and minting
         is off, MethodNotAllowed (with ``Allow``) when a queue request URL gets another method.
         """
+        key = (target, method)
+        if key in self._allowed:
+            return self._allowed[key]
+        app_id = self._check(target, method)
+        if len(self._allowed) >= MAX_REMEMBERED_VERDICTS:
+            del self._allowed[next(iter(self._allowed))]
+        self._allowed[key] = app_id
+        return app_id
+
+    def _check(self, target: Target, method: str) -> str | None:
         subject = target.glob_subject
         if not any(url.fullmatch(subject) for url in self._urls):
             raise InvalidTarget("The target URL is not allowed by the proxy's policy")
