@@ -3,9 +3,11 @@
 
 Usage (from the repository, with falproxy installed, e.g. after ./scripts/test):
 
-    .venv/bin/python bench/run.py                 # full run, 5-8 minutes, writes bench/results.md
-    .venv/bin/python bench/run.py --quick         # ~1.5 minutes: 2 s runs, 1 repeat, 1,000 streams, 256 MiB
+    .venv/bin/python bench/run.py                 # full run, about 11 minutes, writes bench/results.md
+    .venv/bin/python bench/run.py --quick         # ~3 minutes: 2 s runs, 1 repeat, 1,000 streams, 256 MiB
     .venv/bin/python bench/run.py --duration 3 --runs 3 --streams 2000 --big-mb 256 --out /tmp/r.md
+    .venv/bin/python bench/run.py --duration 1 --runs 1 --streams 200 --big-mb 64 --out /tmp/s.md
+                                                  # smoke check, ~1.5 minutes: every row runs
 
 Self-contained: installs Debian's nginx and wrk with apt when missing, and
 @fal-ai/server-proxy 1.2.1 + Express 5 from npm into --node-dir (cached). Needs root for
