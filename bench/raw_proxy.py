@@ -84,6 +84,10 @@ class ClientSide(asyncio.Protocol):
         self.pending: list[bytes] | None = None  # writes waiting for the upstream to connect
         self.busy = self.forwarding = False
         self.keep_alive = True
+        # The request being read: path, target header, headers passed on, why refused.
+        self.url = self.target = b""
+        self.headers: list[bytes] = []
+        self.refused: bytes | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -99,8 +103,7 @@ class ClientSide(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.busy:  # pipelined: out of scope for the anchor
             self.transport.abort()
-        self.url, self.target, self.headers = b"", b"", []
-        self.refused: bytes | None = None
+        self.url, self.target, self.headers, self.refused = b"", b"", [], None
         self.busy, self.forwarding = True, False
 
     def on_url(self, url: bytes) -> None:
