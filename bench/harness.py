@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -115,12 +116,18 @@ class Processes:
             self.stop(proc)
 
 
-def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+def wait_http(
+    url: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Until ``url`` answers 2xx (an https one verified with ``context``), at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             request = urllib.request.Request(url, headers=headers or {})
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
                 response.read()
                 return
         except OSError as exc:

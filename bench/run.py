@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""falproxy benchmark: falproxy vs straight-to-upstream vs nginx proxy_pass vs the Node proxy.
+"""falproxy benchmark: falproxy vs straight-to-upstream, nginx, the Node proxy and the Python ceiling.
 
 Usage (from the repository, with falproxy installed, e.g. after ./scripts/test):
 
-    .venv/bin/python bench/run.py                 # full run, 5-8 minutes, writes bench/results.md
-    .venv/bin/python bench/run.py --quick         # ~1.5 minutes: 2 s runs, 1 repeat, 1,000 streams, 256 MiB
+    .venv/bin/python bench/run.py                 # full run, about 11 minutes, writes bench/results.md
+    .venv/bin/python bench/run.py --quick         # ~3 minutes: 2 s runs, 1 repeat, 1,000 streams, 256 MiB
     .venv/bin/python bench/run.py --duration 3 --runs 3 --streams 2000 --big-mb 256 --out /tmp/r.md
+    .venv/bin/python bench/run.py --duration 1 --runs 1 --streams 200 --big-mb 64 --out /tmp/s.md
+                                                  # smoke check, ~1.5 minutes: every row runs
 
 Self-contained: installs Debian's nginx and wrk with apt when missing, and
 @fal-ai/server-proxy 1.2.1 + Express 5 from npm into --node-dir (cached). Needs root for
@@ -19,7 +21,17 @@ SSE, held streams and the WebSocket echo. The Node proxy only accepts fal URLs, 
 proxy gets real fal targets: falproxy maps them with --upstream, and the Node proxy runs
 with bench/node_preload.js, which rewrites its fetch() of https://queue.fal.run and
 https://fal.run to the stubs. nginx proxies by path (it does not read x-fal-target-url),
-with upstream keep-alive, so it shows what a C proxy costs.
+with upstream keep-alive, so it shows what a C proxy costs. bench/raw_proxy.py is the
+Python ceiling: the least a fal proxy can do (target checked, key injected, response relayed
+as raw bytes) on uvloop + httptools, with no framework and no HTTP client library.
+
+TLS: fal is only reachable over HTTPS, so the throughput scenarios also run against the
+nginx stub behind TLS, with a test CA made at run time (bench/tls.py; nothing committed).
+A second instance of every proxy is pointed at it and told to trust that CA: falproxy by
+SSL_CERT_FILE in its environment only (it has no CA setting yet), the Node proxy by
+NODE_EXTRA_CA_CERTS, nginx by proxy_ssl_trusted_certificate (verifying the stub's name),
+the raw proxy by --cafile. The SSE, held-stream, WebSocket and download probes stay on the
+plain upstreams.
 
 Every throughput figure is the median of --runs runs of --duration seconds, the proxies
 interleaved within each repeat so that the machine's load hits all of them alike; ratios
@@ -31,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -42,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as h
 import probes
 import report
+import tls
 
 HERE = Path(__file__).resolve().parent
 FAL_KEY = "bench-key-id:bench-key-secret"
@@ -50,6 +64,7 @@ STATUS_PATH = f"/fal-ai/flux/requests/{REQUEST_ID}/status"
 SUBMIT_PATH = "/fal-ai/flux/dev"
 SSE_EVENTS = 10
 SSE_INTERVAL = 0.02
+PROXIES = ("falproxy", "pyraw", "nginx", "node")  # each also runs a "_tls" twin
 
 
 def status_json() -> str:
@@ -94,7 +109,9 @@ http {{
 def start_all(
     args: argparse.Namespace, procs: h.Processes, tmp: Path, modules: Path
 ) -> dict[str, Any]:
-    ports = {name: h.free_port() for name in ("stub", "pystub", "nginx", "falproxy", "node")}
+    names = ("stub", "stub_tls", "pystub", *PROXIES, *(f"{name}_tls" for name in PROXIES))
+    ports = {name: h.free_port() for name in names}
+    pki = tls.make_test_pki(tmp / "pki")
     big = tmp / "big.bin"
     with open(big, "wb") as f:
         f.truncate(args.big_mb << 20)  # sparse: costs no disk
@@ -103,6 +120,8 @@ def start_all(
         "stub",
         f"""
   server {{ listen 127.0.0.1:{ports["stub"]} backlog=8192;
+    listen 127.0.0.1:{ports["stub_tls"]} ssl backlog=8192;
+    ssl_certificate {pki.cert}; ssl_certificate_key {pki.key};
     location = /queue/bench/big {{ alias {big}; default_type application/octet-stream; }}
     location / {{ default_type application/json; return 200 '{status_json()}'; }} }}""",
     )
@@ -115,6 +134,13 @@ def start_all(
   server {{ listen 127.0.0.1:{ports["nginx"]} backlog=8192;
     proxy_http_version 1.1; proxy_set_header Connection "";
     location /queue/ {{ proxy_pass http://stub; }}
+    location / {{ proxy_pass http://pystub; }} }}
+  upstream stub_tls {{ server 127.0.0.1:{ports["stub_tls"]}; keepalive 256; }}
+  server {{ listen 127.0.0.1:{ports["nginx_tls"]} backlog=8192;
+    proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_ssl_verify on; proxy_ssl_trusted_certificate {pki.ca};
+    proxy_ssl_name {tls.STUB_NAME}; proxy_ssl_server_name on; proxy_ssl_session_reuse on;
+    location /queue/ {{ proxy_pass https://stub_tls; }}
     location / {{ proxy_pass http://pystub; }} }}""",
     )
     logs = tmp / "logs"
@@ -129,66 +155,127 @@ def start_all(
     running["nginx"] = procs.start(
         h.PROXY_CORE, ["nginx", "-c", str(proxy)], log_path=logs / "nginx.log"
     )
-    running["falproxy"] = start_falproxy(procs, ports, 1, h.PROXY_CORE, logs)
+    running["nginx_tls"] = running["nginx"]  # one nginx, a server block per upstream
+    for suffix, ca in (("", None), ("_tls", pki.ca)):
+        queue = queue_base(ports, tls_upstream=ca is not None)
+        pystub = f"http://127.0.0.1:{ports['pystub']}"
+        running[f"falproxy{suffix}"] = start_falproxy(
+            procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca
+        )
+        running[f"node{suffix}"] = start_node(
+            procs, ports[f"node{suffix}"], queue, pystub, modules, logs, ca
+        )
+        running[f"pyraw{suffix}"] = procs.start(
+            h.PROXY_CORE,
+            [
+                sys.executable,
+                str(HERE / "raw_proxy.py"),
+                str(ports[f"pyraw{suffix}"]),
+                f"queue.fal.run={queue}",
+                f"fal.run={pystub}",
+                *(["--cafile", str(ca)] if ca else []),
+            ],
+            env=dict(os.environ, FAL_KEY=FAL_KEY),
+            log_path=logs / f"pyraw{suffix}.log",
+        )
+    for target in [*targets(ports).values(), *targets(ports, tls_upstream=True).values()]:
+        h.wait_http(
+            f"{target['scheme']}://127.0.0.1:{target['port']}{target['get'][0]}",
+            target["get"][1],
+            context=ssl.create_default_context(cafile=pki.ca),
+        )
+    return running
+
+
+def queue_base(ports: dict[str, int], *, tls_upstream: bool) -> str:
+    """Where queue.fal.run calls go: the nginx stub, plain or behind TLS."""
+    if tls_upstream:
+        return f"https://127.0.0.1:{ports['stub_tls']}/queue"
+    return f"http://127.0.0.1:{ports['stub']}/queue"
+
+
+def start_node(
+    procs: h.Processes,
+    port: int,
+    queue: str,
+    pystub: str,
+    modules: Path,
+    logs: Path,
+    ca: Path | None,
+) -> Any:
     env = dict(
         os.environ,
         FAL_KEY=FAL_KEY,
         NODE_PATH=str(modules),
         BENCH_REWRITES=json.dumps(
             {
-                "https://queue.fal.run": f"http://127.0.0.1:{ports['stub']}/queue",
-                "https://fal.run": f"http://127.0.0.1:{ports['pystub']}",
+                "https://queue.fal.run": queue,
+                "https://fal.run": pystub,
             }
         ),
     )
-    running["node"] = procs.start(
+    if ca is not None:
+        env["NODE_EXTRA_CA_CERTS"] = str(ca)  # added to Node's roots, fetch() included
+    suffix = "_tls" if ca else ""
+    return procs.start(
         h.PROXY_CORE,
-        [
-            "node",
-            "-r",
-            str(HERE / "node_preload.js"),
-            str(HERE / "node_proxy.js"),
-            str(ports["node"]),
-        ],
+        ["node", "-r", str(HERE / "node_preload.js"), str(HERE / "node_proxy.js"), str(port)],
         env=env,
-        log_path=logs / "node.log",
+        log_path=logs / f"node{suffix}.log",
     )
-    for target in targets(ports).values():
-        h.wait_http(f"http://127.0.0.1:{target['port']}{target['get'][0]}", target["get"][1])
-    return running
 
 
 def start_falproxy(
-    procs: h.Processes, ports: dict[str, int], workers: int, cores: str, logs: Path
+    procs: h.Processes,
+    ports: dict[str, int],
+    workers: int,
+    cores: str,
+    logs: Path,
+    tls_ca: Path | None = None,
 ) -> Any:
+    """falproxy on the plain stub, or with ``tls_ca`` on the TLS stub, trusting that CA.
+
+    falproxy has no setting for an upstream CA yet (its aiohttp client uses the default
+    verifying context), so the TLS instance gets SSL_CERT_FILE in its own environment:
+    OpenSSL's default verify paths then hold the test CA and nothing else.
+    """
     env = dict(os.environ, FAL_KEY=FAL_KEY)
+    if tls_ca is not None:
+        env["SSL_CERT_FILE"] = str(tls_ca)
+    suffix = "_tls" if tls_ca else ""
     argv = [
         sys.executable,
         "-m",
         "falproxy.standalone.cli",
         "serve",
         "--port",
-        str(ports["falproxy"]),
+        str(ports[f"falproxy{suffix}"]),
         "--workers",
         str(workers),
         "--log-level",
         "warning",
         "--upstream",
-        f"queue.fal.run=http://127.0.0.1:{ports['stub']}/queue",
+        f"queue.fal.run={queue_base(ports, tls_upstream=tls_ca is not None)}",
         "--upstream",
         f"fal.run=http://127.0.0.1:{ports['pystub']}",
     ]
-    return procs.start(cores, argv, env=env, log_path=logs / "falproxy.log")
+    return procs.start(cores, argv, env=env, log_path=logs / f"falproxy{suffix}.log")
 
 
-def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """For each system: port, and (path, headers) per kind of call."""
+def targets(ports: dict[str, int], *, tls_upstream: bool = False) -> dict[str, dict[str, Any]]:
+    """For each system: port, and (path, headers) per kind of call.
+
+    With ``tls_upstream`` the same systems (same names) whose queue.fal.run calls reach
+    the stub over TLS; "straight" is then wrk itself speaking TLS to the stub.
+    """
     sse_query = f"?n={SSE_EVENTS}&interval={SSE_INTERVAL}"
     json_h = {"Content-Type": "application/json"}
+    suffix = "_tls" if tls_upstream else ""
 
-    def direct(port: int, sse_port: int) -> dict[str, Any]:
+    def direct(port: int, sse_port: int, scheme: str = "http") -> dict[str, Any]:
         return {
             "port": port,
+            "scheme": scheme,
             "sse_port": sse_port,
             "get": (f"/queue{STATUS_PATH}", {}),
             "post": (f"/queue{SUBMIT_PATH}", json_h),
@@ -207,6 +294,7 @@ def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         ws_target = "wss://fal.run/fal-ai/bench/realtime"
         return {
             "port": port,
+            "scheme": "http",
             "sse_port": port,
             "get": t(f"https://queue.fal.run{STATUS_PATH}"),
             "post": t(f"https://queue.fal.run{SUBMIT_PATH}", json_h),
@@ -216,11 +304,17 @@ def targets(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
             "ws": f"ws://127.0.0.1:{port}{route}?fal_target_url={ws_target}",
         }
 
+    straight = (
+        direct(ports["stub_tls"], ports["pystub"], "https")
+        if tls_upstream
+        else direct(ports["stub"], ports["pystub"])
+    )
     return {
-        "straight": direct(ports["stub"], ports["pystub"]),
-        "falproxy": fal(ports["falproxy"]),
-        "nginx": direct(ports["nginx"], ports["nginx"]),
-        "node": fal(ports["node"]),
+        "straight": straight,
+        "falproxy": fal(ports[f"falproxy{suffix}"]),
+        "pyraw": fal(ports[f"pyraw{suffix}"]),
+        "nginx": direct(ports[f"nginx{suffix}"], ports[f"nginx{suffix}"]),
+        "node": fal(ports[f"node{suffix}"]),
     }
 
 
@@ -281,52 +375,64 @@ def measure(
 ) -> None:
     ports = running["ports"]
     tg = targets(ports)
-    pids = {name: [running[name].pid] for name in ("falproxy", "nginx", "node")}
+    pids = {name: [running[name].pid] for name in PROXIES}
     post_lua = tmp / "post.lua"
     post_lua.write_text(f"wrk.method = 'POST'\nwrk.body = '{post_body()}'\n")
     results["idle_rss_kb"] = {name: h.rss_kb(p) for name, p in pids.items()}
+
+    # Plain and TLS upstreams interleaved in every repeat, so load hits both alike.
+    modes = {"wrk": ("", tg), "wrk_tls": ("_tls", targets(ports, tls_upstream=True))}
+    systems = [(mode, name, t) for mode, (_, tgs) in modes.items() for name, t in tgs.items()]
+
+    def proxy_pids(mode: str, name: str) -> list[int]:
+        key = f"{name}{modes[mode][0]}"
+        return [running[key].pid] if key in running else []
 
     scenarios = [
         ("get32", "get", 32, None),
         ("post1k", "post", 32, post_lua),
         ("get256", "get", 256, None),
     ]
-    results["wrk"] = {}
+    for mode in modes:
+        results[mode] = {}
     results["load_rss_kb"] = {}
     for key, kind, conns, script in scenarios:
-        runs: dict[str, list[h.WrkResult]] = {name: [] for name in tg}
-        for t in tg.values():  # warm-up: connections, pools, JITs
+        runs: dict[tuple[str, str], list[h.WrkResult]] = {(m, n): [] for m, n, _ in systems}
+        for _, _, t in systems:  # warm-up: connections, pools, TLS sessions, JITs
             path, headers = t[kind]
             h.wrk(
-                f"http://127.0.0.1:{t['port']}{path}",
+                f"{t['scheme']}://127.0.0.1:{t['port']}{path}",
                 conns=conns,
                 seconds=1,
                 headers=headers,
                 script=script,
             )
         for repeat in range(args.runs):
-            for name, t in tg.items():
+            for mode, name, t in systems:
                 path, headers = t[kind]
-                sampler = h.RssSampler(pids.get(name, []))
-                cpu_before = h.cpu_seconds(pids.get(name, []))
+                watched = proxy_pids(mode, name)
+                sampler = h.RssSampler(watched)
+                cpu_before = h.cpu_seconds(watched)
                 with sampler:
                     result = h.wrk(
-                        f"http://127.0.0.1:{t['port']}{path}",
+                        f"{t['scheme']}://127.0.0.1:{t['port']}{path}",
                         conns=conns,
                         seconds=args.duration,
                         headers=headers,
                         script=script,
                     )
-                result.cpu_seconds = h.cpu_seconds(pids.get(name, [])) - cpu_before
-                runs[name].append(result)
-                if key == "get256" and name in pids:
+                result.cpu_seconds = h.cpu_seconds(watched) - cpu_before
+                runs[mode, name].append(result)
+                if key == "get256" and mode == "wrk" and name in pids:
                     results["load_rss_kb"][name] = max(
                         results["load_rss_kb"].get(name, 0), sampler.peak
                     )
+                label = f"{name} (TLS upstream)" if mode == "wrk_tls" else name
                 h.log(
-                    f"{key} #{repeat + 1} {name}: {result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms errors {result.errors}"
+                    f"{key} #{repeat + 1} {label}: {result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms errors {result.errors}"
                 )
-        results["wrk"][key] = {name: _summary(h.median_result(r)) for name, r in runs.items()}
+        for mode, (_, tgs) in modes.items():
+            results[mode][key] = {name: _summary(h.median_result(runs[mode, name])) for name in tgs}
 
     results["sse"] = {}
     for name, t in tg.items():
@@ -345,7 +451,7 @@ def measure(
         h.log(f"ws {name}: {rate} msg/s")
 
     results["hold"] = {}
-    for name in ("falproxy", "node"):
+    for name in ("falproxy", "pyraw", "node"):
         t = tg[name]
         path, headers = t["hold"]
         before = h.rss_kb(pids[name])
