@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from falproxy.admission.pipeline import Admitted, Pipeline
+from falproxy.admission.base import ProxyBase
+from falproxy.admission.pipeline import Admitted
 from falproxy.asgi.body import prefetch, read_body, stream_body
 from falproxy.asgi.relay_http import Body, UpstreamClient, build_request, relay_http
 from falproxy.asgi.responses import send_answer, with_cors
 from falproxy.asgi.websocket.session import serve_websocket
 from falproxy.config.checks import authentication_warnings
-from falproxy.config.fake_mode import announce_fake_mode, with_fake_mode
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock, BodyKind
@@ -31,19 +31,14 @@ from falproxy.core.headers import upstream_request_headers
 from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming, route_path
-from falproxy.core.policy import Policy
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.ops.calls import Call, CallLog
-from falproxy.ops.endpoints import OpsEndpoints
-from falproxy.ops.metrics import ProxyMetrics
-from falproxy.ops.readiness import Readiness, ReadinessCheck
-from falproxy.ops.tracing import tracing_from_env
+from falproxy.ops.calls import Call
 
 logger = logging.getLogger("falproxy")
 FAKE_CREDENTIAL = FalCredential(FAKE_CREDENTIAL_VALUE)
 
 
-class FalProxy:
+class FalProxy(ProxyBase):
     """An ASGI app that validates fal targets and relays calls with the server's key.
 
     Serve it directly (``falproxy serve``), or mount it in another ASGI app (see
@@ -53,23 +48,9 @@ class FalProxy:
     """
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
-        # FALPROXY_FAKE_URL: every fal host to that fake, with its key (config/fake_mode.py).
-        self.config = with_fake_mode(config if config is not None else ProxyConfig.from_env())
-        self.config.require_credential()
-        announce_fake_mode(self.config.fake_url)
-        self.metrics = ProxyMetrics()
-        self.readiness = Readiness()
-        self.pipeline = Pipeline(self.config, self.metrics)
-        # Tracing is off unless OTEL_* variables or the application set it up.
-        self.calls = CallLog(self.config, self.metrics, tracing_from_env())
-        self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
+        super().__init__(config)
         self.upstream = UpstreamClient(self.config)
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}
-
-    @property
-    def policy(self) -> Policy:
-        """The compiled allow-lists (for hooks and tests that inspect them)."""
-        return self.pipeline.policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -83,10 +64,6 @@ class FalProxy:
         """Close pooled upstream (and rate-limit storage) connections."""
         await self.upstream.aclose()
         await self.pipeline.aclose()
-
-    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
-        """``/readyz`` answers 503 while ``check`` returns false (e.g. Redis unreachable)."""
-        self.readiness.add_check(name, check)
 
     def startup_warnings(self) -> list[str]:
         """What an operator must hear once at start-up."""

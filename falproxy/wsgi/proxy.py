@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from falproxy.admission.pipeline import Admitted, Pipeline
-from falproxy.config.fake_mode import announce_fake_mode, with_fake_mode
+from falproxy.admission.base import ProxyBase
+from falproxy.admission.pipeline import Admitted
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock, BodyKind
@@ -31,11 +31,7 @@ from falproxy.core.headers import Headers, upstream_request_headers
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
 from falproxy.core.types import Scope
-from falproxy.ops.calls import Call, CallLog
-from falproxy.ops.endpoints import OpsEndpoints
-from falproxy.ops.metrics import ProxyMetrics
-from falproxy.ops.readiness import Readiness, ReadinessCheck
-from falproxy.ops.tracing import tracing_from_env
+from falproxy.ops.calls import Call
 from falproxy.wsgi.body import Readable, prefetched, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.environ import environ_scope
@@ -64,20 +60,11 @@ class SyncReply:
         return cls(answer.status, _text_headers(answer.headers), [answer.body])
 
 
-class SyncFalProxy:
+class SyncFalProxy(ProxyBase):
     """The proxy for threaded WSGI servers; one shared ``httpx.Client`` per instance."""
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
-        # FALPROXY_FAKE_URL: every fal host to that fake, with its key (config/fake_mode.py).
-        self.config = with_fake_mode(config if config is not None else ProxyConfig.from_env())
-        self.config.require_credential()
-        announce_fake_mode(self.config.fake_url)
-        self.metrics = ProxyMetrics()
-        self.readiness = Readiness()
-        self.pipeline = Pipeline(self.config, self.metrics)
-        # Tracing is off unless OTEL_* variables or the application set it up.
-        self.calls = CallLog(self.config, self.metrics, tracing_from_env())
-        self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
+        super().__init__(config)
         self.upstream = SyncUpstreamClient(self.config)
         self._loop = LoopThread()
 
@@ -86,10 +73,6 @@ class SyncFalProxy:
         self.upstream.close()
         self._loop.run(self.pipeline.aclose())
         self._loop.close()
-
-    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
-        """``/readyz`` answers 503 while ``check`` returns false."""
-        self.readiness.add_check(name, check)
 
     def serve_ops(self, path: str, method: str, headers: Headers) -> SyncReply | None:
         """The answer of the operational endpoint at ``path``, or None if there is none."""

@@ -61,6 +61,6 @@ def test_serve_with_a_key_loads_no_fake_module() -> None:
 def test_fake_mode_does_load_the_fake() -> None:
     code = (
         "from falproxy.standalone import server\n"
-        "server.app_from_env({'FALPROXY_FAKE_BASE': 'http://127.0.0.1:1'})"
+        "server.fake_app_from_env({'FALPROXY_FAKE_BASE': 'http://127.0.0.1:1'})"
     )
     assert "falproxy.fake" in loaded_fake_modules(code)
