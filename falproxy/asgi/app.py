@@ -67,15 +67,15 @@ class FalProxy(ProxyBase):
 
     def startup_warnings(self) -> list[str]:
         """What an operator must hear once at start-up."""
+        if self.config.credential == FAKE_CREDENTIAL:
+            return []  # the fake spends nothing: an open allow-list and mapped hosts are normal
         warnings = []
         if self.pipeline.policy.allows_all_endpoints:
             warnings.append(
                 "no endpoint allow-list: every fal app can be called through this proxy "
                 "(set FALPROXY_ALLOWED_ENDPOINTS, e.g. 'fal-ai/flux/**')"
             )
-        if self.config.credential != FAKE_CREDENTIAL:  # fake mode maps every host: normal
-            mapped = self.pipeline.upstreams.describe()
-            warnings.extend(f"upstream mapped: {line}" for line in mapped)
+        warnings.extend(f"upstream mapped: {line}" for line in self.pipeline.upstreams.describe())
         warnings.extend(authentication_warnings(self.config))
         return warnings
 
