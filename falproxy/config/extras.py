@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 
-from falproxy.core.errors import ConfigError
-
 
 def install_hint(extra: str) -> str:
     """The command that installs ``extra`` (quoted: shells glob the brackets)."""
@@ -28,11 +26,6 @@ def is_installed(module: str) -> bool:
     except (ImportError, ValueError):
         return False
 
-
-def require_extra(module: str, *, what: str, package: str, extra: str) -> None:
-    """Stop start-up with one line when ``module`` (from ``extra``) is not installed."""
-    if not is_installed(module):
-        raise ConfigError(missing_extra_message(what, package, extra))
 
 
 def framework_import_error(integration: str, package: str, extra: str) -> ModuleNotFoundError:
