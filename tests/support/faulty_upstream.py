@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
+
+from tests.support.raw_server import serve_in_thread
 
 OK_BODY = b'{"ok": true}'
 # Past httpcore's 100 KiB limit on an incomplete HTTP event: headers that large are refused.
@@ -154,7 +155,6 @@ class FaultyUpstream:
         self.open_connections = 0
         self.total_connections = 0
         self.requests: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
@@ -188,30 +188,9 @@ class FaultyUpstream:
 
     @contextmanager
     def running(self) -> Iterator[FaultyUpstream]:
-        started = threading.Event()
-        stop: list[asyncio.Event] = []
-
-        async def main() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            self._loop = asyncio.get_running_loop()
-            stop.append(asyncio.Event())
-            started.set()
-            async with server:
-                await stop[0].wait()
-                server.close()
-                for task in asyncio.all_tasks() - {asyncio.current_task()}:
-                    task.cancel()
-
-        thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-        thread.start()
-        started.wait(10)
-        try:
+        with serve_in_thread(self._handle) as port:
+            self.url = f"http://127.0.0.1:{port}"
             yield self
-        finally:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(stop[0].set)
-            thread.join(10)
 
 
 async def _until_peer_closes(fault: Awaitable[None], reader: asyncio.StreamReader) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+
+from tests.support.raw_server import serve_in_thread
 
 # head -> (response bytes, whether to keep the connection until the peer sends or leaves)
 Answer = Callable[[bytes], tuple[bytes, bool]]
@@ -78,7 +79,6 @@ class RecordingUpstream:
         self.port = 0
         self.connections = 0
         self.heads: list[bytes] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def paths(self) -> list[str]:
         return [head.split(b" ", 2)[1].decode("latin-1") for head in self.heads]
@@ -106,28 +106,7 @@ class RecordingUpstream:
 
     @contextmanager
     def running(self) -> Iterator[RecordingUpstream]:
-        started = threading.Event()
-        stop: list[asyncio.Event] = []
-
-        async def main() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0, limit=_MAX_HEAD)
-            self.port = server.sockets[0].getsockname()[1]
-            self.url = f"http://127.0.0.1:{self.port}"
-            self._loop = asyncio.get_running_loop()
-            stop.append(asyncio.Event())
-            started.set()
-            async with server:
-                await stop[0].wait()
-                server.close()
-                for task in asyncio.all_tasks() - {asyncio.current_task()}:
-                    task.cancel()
-
-        thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-        thread.start()
-        started.wait(10)
-        try:
+        with serve_in_thread(self._handle, limit=_MAX_HEAD) as port:
+            self.port = port
+            self.url = f"http://127.0.0.1:{port}"
             yield self
-        finally:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(stop[0].set)
-            thread.join(10)
