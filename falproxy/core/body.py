@@ -78,8 +78,8 @@ class BodyKind(Enum):
     TOKEN = "token"  # a token-minting body: read whole (small), policed, then sent
 
 
-# Per call and read-only by convention: not frozen, whose __init__ is slower on the hot path.
-@dataclass(slots=True)
+# Frozen: NO_BODY below is shared by every bodiless call (most calls build no plan).
+@dataclass(frozen=True, slots=True)
 class BodyPlan:
     """How the front end must read and send this call's body."""
 
