@@ -11,6 +11,7 @@ a header value or the key. ``outcome`` is what the call's event records.
     ├── ConfigError                       bad setting at start-up (one safe line, no status)
     │   └── InvalidSetting                one setting's value, relabelled with what the user wrote
     ├── ClientDisconnected                the client left mid-call (no response is possible)
+    ├── UpstreamBroken                    fal cut, garbled or stalled a response body already begun
     └── ProxyError                  500   refused  (base: status, detail, headers, outcome)
         ├── BadRequest              400   refused  malformed body, framing or header bytes
         │   ├── MissingTarget       400   refused  no x-fal-target-url (or fal_target_url)
@@ -74,6 +75,14 @@ class InvalidSetting(ConfigError):
 
 class ClientDisconnected(Exception):
     """The client went away while the proxy was reading or relaying."""
+
+
+class UpstreamBroken(Exception):
+    """The upstream broke a response whose head was already relayed: cut, malformed, silent.
+
+    Not an HTTP answer (no status): the client's response has started, so the relay can
+    only end it early, without its final chunk, for the client to see it truncated.
+    """
 
 
 class ProxyError(Exception):

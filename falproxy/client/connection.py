@@ -1,0 +1,255 @@
+"""One upstream HTTP/1.1 connection: an asyncio protocol parsing responses with httptools.
+
+One request at a time (no pipelining). The protocol only records what arrived: the head,
+the body bytes not yet read, whether the message ended well-framed, and whether the
+connection may carry another request. Waiting and timeouts belong to the caller
+(:mod:`falproxy.client.client`, :mod:`falproxy.client.response`), which sleeps on one
+future at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httptools
+
+# A response head (status line and headers) larger than this is refused (502): it bounds
+# what is buffered before the head is complete. nginx's default buffers hold 4-8 KiB.
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+# Unread response body above this pauses reading from the socket until the reader catches
+# up, so a fast upstream and a slow client never pile up more than this plus one read.
+READ_HIGH_WATER = 64 * 1024
+# Statuses that never carry a body (RFC 9110 sections 15.3.5 and 15.4.5).
+BODILESS_STATUSES = frozenset({204, 304})
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback to stop parsing an oversized head."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """Transport plus the state of the response being read on it."""
+
+    def __init__(self, origin: tuple[str, str, int]) -> None:
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self.reused = False  # carried an earlier request (so a failure may be a stale one)
+        self.on_lost: Callable[[UpstreamConnection], None] | None = None  # set by the pool
+        self.on_gone: Callable[[UpstreamConnection], None] | None = None  # set by the client
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._unusable = False  # a protocol breach: never another request
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._reset(head_only=False)
+
+    # -- the response being read ------------------------------------------------------
+    def _reset(self, *, head_only: bool) -> None:
+        self.head_only = head_only
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_done = False
+        self.message_complete = False
+        self.keep_alive = False
+        self.close_framed = False  # no length, not chunked: the body ends when the socket does
+        self.error: str | None = None
+        self.got_bytes = False  # any byte of the response arrived
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.read_paused = False
+        self._head_fed = 0
+        self._head_size = 0
+        self._interim = False
+        self._framed = False
+
+    def start(self, *, head_only: bool) -> None:
+        """Ready for the response to a new request (``head_only`` for HEAD)."""
+        self._reset(head_only=head_only)
+        self._parser = httptools.HttpResponseParser(self)
+
+    @property
+    def reusable(self) -> bool:
+        """May carry another request: open, not broken, last response read to its end."""
+        return (
+            not self.lost
+            and not self._unusable
+            and self.message_complete
+            and self.keep_alive
+            and self.buffered == 0
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self.message_complete:
+            # Bytes nobody asked for (between requests, or after a full response): the
+            # connection can no longer be trusted to frame the next response.
+            self._unusable = True
+            self._close_transport()
+            return
+        self.got_bytes = True
+        if not self.head_done:
+            self._head_fed += len(data)
+        try:
+            parser.feed_data(data)
+        except _HeadTooLarge:
+            self._fail("response head too large")
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._fail("response head too large")
+            else:
+                self._fail("malformed response")
+        if not self.head_done and self._head_fed > MAX_RESPONSE_HEAD_BYTES:
+            self._fail("response head too large")
+        if self.head_only and self.head_done:
+            self._parser = None  # a HEAD answer has no body, whatever its length says
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._parser = None
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(ConnectionResetError("upstream connection lost"))
+        self._wake()
+        if self.on_lost is not None:
+            self.on_lost(self)
+        if self.on_gone is not None:
+            self.on_gone(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._head_size = 0
+
+    def on_status(self, reason: bytes) -> None:
+        self._head_size += len(reason) + 15  # "HTTP/1.1 200 " and CRLF around the reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_RESPONSE_HEAD_BYTES:
+            raise _HeadTooLarge()
+        self.headers.append((name, value))
+        lowered = name.lower()
+        if lowered == b"content-length" or (
+            lowered == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked")
+        ):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # interim (100 Continue, 103 Early Hints): not the answer
+            self._interim = True
+            self.headers = []
+            return
+        self.status = status
+        self.head_done = True
+        no_body = self.head_only or status in BODILESS_STATUSES
+        self.close_framed = not no_body and not self._framed
+        if self.head_only:
+            self.message_complete = True
+            self.keep_alive = self._parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        if self.head_only:
+            self._unusable = True  # bytes after a HEAD answer: framing cannot be trusted
+            return
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > READ_HIGH_WATER and not self.read_paused and self.transport:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            self._head_fed = 0
+            return
+        if self.head_only:
+            return
+        assert self._parser is not None
+        self.message_complete = True
+        self.keep_alive = self._parser.should_keep_alive() and not self.close_framed
+
+    # -- used by the client and the response --------------------------------------------
+    def take_body(self) -> bytes:
+        """Every unread body byte, in order; reading resumes once the buffer is empty."""
+        chunks, self.body, self.buffered = self.body, [], 0
+        if self.read_paused and self.transport is not None and not self.lost:
+            self.read_paused = False
+            self.transport.resume_reading()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until something arrives or the connection ends; ``TimeoutError`` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter = None
+
+    def write(self, data: bytes) -> None:
+        if self.lost or self.transport is None:
+            raise ConnectionResetError("upstream connection lost")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        if self._write_paused and not self.lost:
+            self._drain = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+        if self.lost:
+            raise ConnectionResetError("upstream connection lost")
+
+    def close(self) -> None:
+        """Close for good (a broken or unwanted connection is aborted, not drained)."""
+        self._unusable = True
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def _fail(self, reason: str) -> None:
+        if self.error is None:
+            self.error = reason
+        self._parser = None
+        self.close()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

@@ -1,0 +1,78 @@
+"""Idle keep-alive connections per origin: bounded, expired when idle, never stale.
+
+A connection enters the pool only after a complete, well-framed response with keep-alive
+(:attr:`UpstreamConnection.reusable`). While idle it is closed after ``idle_seconds``; if
+the upstream closes it first, ``connection_lost`` takes it out at once, and
+:meth:`Pool.take` checks it again before handing it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from falproxy.client.connection import UpstreamConnection
+from falproxy.client.request import Origin
+
+
+class Pool:
+    """Idle connections per ``(scheme, host, port)``, at most ``max_idle`` in all."""
+
+    def __init__(self, *, max_idle: int, idle_seconds: float) -> None:
+        self._idle: dict[Origin, list[UpstreamConnection]] = {}
+        self._count = 0
+        self.max_idle = max_idle
+        self.idle_seconds = idle_seconds
+
+    @property
+    def idle_count(self) -> int:
+        return self._count
+
+    def take(self, origin: Origin) -> UpstreamConnection | None:
+        """The most recently used idle connection to ``origin`` that is still good."""
+        stack = self._idle.get(origin)
+        while stack:
+            conn = stack.pop()
+            self._leave(conn)
+            if conn.reusable:
+                return conn
+            conn.close()
+        return None
+
+    def put(self, conn: UpstreamConnection) -> None:
+        """Keep ``conn`` for a later call, or close it when the pool is full."""
+        if self._count >= self.max_idle or not conn.reusable:
+            conn.close()
+            return
+        self._idle.setdefault(conn.origin, []).append(conn)
+        self._count += 1
+        conn.on_lost = self._discard
+        conn.idle_timer = asyncio.get_running_loop().call_later(
+            self.idle_seconds, self._expire, conn
+        )
+
+    def close_all(self) -> None:
+        for stack in list(self._idle.values()):
+            for conn in list(stack):
+                self._discard(conn)
+                conn.close()
+        self._idle.clear()
+
+    def _leave(self, conn: UpstreamConnection) -> None:
+        self._count -= 1
+        conn.on_lost = None
+        if conn.idle_timer is not None:
+            conn.idle_timer.cancel()
+            conn.idle_timer = None
+
+    def _discard(self, conn: UpstreamConnection) -> None:
+        stack = self._idle.get(conn.origin)
+        if stack and conn in stack:
+            stack.remove(conn)
+            self._leave(conn)
+            if not stack:
+                del self._idle[conn.origin]
+
+    def _expire(self, conn: UpstreamConnection) -> None:
+        conn.idle_timer = None
+        self._discard(conn)
+        conn.close()
