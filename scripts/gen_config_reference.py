@@ -73,6 +73,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "max_body_bytes": ("Limits and timeouts", "Largest request body (413 above it)."),
     "connect_timeout": ("Limits and timeouts", "Seconds to connect to fal."),
+    "upstream_ca_file": (
+        "Limits and timeouts",
+        "A PEM CA bundle to trust for upstream TLS instead of the system store; for tests,"
+        " private CAs and the benchmark. Certificates are always verified and the host name"
+        " checked; a file that is missing or holds no PEM certificate stops start-up.",
+    ),
     "upstream_timeout": (
         "Limits and timeouts",
         "Seconds to connect and receive fal's response headers (504 after). Synchronous runs"

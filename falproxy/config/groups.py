@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -152,7 +153,7 @@ def _check_upstream(host: str, base: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """How long each wait of a call may last, in seconds; all positive."""
+    """How each call reaches the upstream: every wait in seconds (positive), and its TLS trust."""
 
     connect_timeout: float
     upstream_timeout: float
@@ -161,10 +162,26 @@ class Timeouts:
     body_deadline: float
     header_timeout: float
     shutdown_grace: float
+    upstream_ca_file: str | None
 
     def __post_init__(self) -> None:
         for item in fields(self):
-            _positive(item.name, getattr(self, item.name))
+            if item.name != "upstream_ca_file":
+                _positive(item.name, getattr(self, item.name))
+        if self.upstream_ca_file is not None:
+            _ca_bundle("upstream_ca_file", self.upstream_ca_file)
+
+
+def _ca_bundle(name: str, path: object) -> None:
+    """A CA file that cannot be loaded stops start-up, not the first HTTPS call."""
+    if not isinstance(path, str) or not path:
+        raise InvalidSetting(name, "must be the path of a PEM CA bundle")
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise InvalidSetting(name, f"names no readable file: {path!r}") from None
+    except (OSError, ValueError):  # ssl.SSLError is an OSError: not PEM, or no certificate
+        raise InvalidSetting(name, f"is not a PEM CA bundle: {path!r}") from None
 
 
 @dataclass(frozen=True, slots=True)

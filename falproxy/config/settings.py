@@ -273,6 +273,10 @@ class ProxyConfig:
         "text", TEXT, "Format of every log line: text or json.",
         env="FALPROXY_LOG_FORMAT", group="operations",
     )
+    upstream_ca_file: str | None = setting(
+        None, TEXT, "A PEM CA bundle trusted for upstream TLS instead of the system store.",
+        env="FALPROXY_UPSTREAM_CA_FILE", group="timeouts",
+    )
     fake_url: str | None = setting(
         None, URL, "A running fake fal (falproxy fake) to send every call to.",
         env="FALPROXY_FAKE_URL", group="operations",
