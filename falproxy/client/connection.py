@@ -128,8 +128,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake()
         if self.on_lost is not None:
             self.on_lost(self)
-        if self.on_gone is not None:
-            self.on_gone(self)
+        self._gone()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -234,6 +233,12 @@ class UpstreamConnection(asyncio.Protocol):
         """Close for good (a broken or unwanted connection is aborted, not drained)."""
         self._unusable = True
         self._close_transport()
+        self._gone()
+
+    def _gone(self) -> None:
+        on_gone, self.on_gone = self.on_gone, None
+        if on_gone is not None:
+            on_gone(self)
 
     def _close_transport(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
