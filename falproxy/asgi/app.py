@@ -1,38 +1,30 @@
 """``FalProxy``: the ASGI front end. It does only ASGI I/O; every decision is the core's.
 
-route -> (ops endpoint | CORS preflight | proxied call). A proxied call is admitted by
-the shared :class:`~falproxy.admission.pipeline.Pipeline` (method, head, host, target,
-policy, identity, hooks, limits, key, body plan), then its body is streamed up and the
-answer streamed down by :mod:`falproxy.asgi.relay_http`. Every answer the proxy writes
-itself goes through :func:`send_answer`; every call ends in one event via the
-:class:`~falproxy.ops.calls.CallLog`.
+route -> (ops endpoint | the proxy route | 404). The proxy route is served by
+:func:`falproxy.relay.call.serve_route` through an :class:`AsgiExchange` (the same code
+the native ``falproxy serve`` protocol runs): CORS preflight or call, admission by the
+shared :class:`~falproxy.admission.pipeline.Pipeline`, the body streamed up and the
+answer streamed down. Every answer the proxy writes itself goes through
+:func:`send_answer`; every call ends in one event via the :class:`~falproxy.ops.calls.CallLog`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator
-
-import anyio
 
 from falproxy.admission.base import ProxyBase
-from falproxy.admission.pipeline import Admitted
-from falproxy.asgi.body import prefetch, read_body, stream_body
-from falproxy.asgi.relay_http import Body, UpstreamClient, build_request, relay_http
-from falproxy.asgi.responses import send_answer, with_cors
+from falproxy.asgi.exchange import AsgiExchange
+from falproxy.asgi.responses import send_answer
 from falproxy.asgi.websocket.session import serve_websocket
 from falproxy.config.checks import authentication_warnings
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
-from falproxy.core.body import BodyClock, BodyKind
-from falproxy.core.errors import ClientDisconnected, NotFound, ProxyError
-from falproxy.core.headers import upstream_request_headers
+from falproxy.core.errors import NotFound
 from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
-from falproxy.core.lifecycle import HTTP, CallRecord, Phase
-from falproxy.core.pipeline import Incoming, route_path
+from falproxy.core.pipeline import route_path
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.ops.calls import Call
+from falproxy.relay.call import serve_route
+from falproxy.relay.upstream import UpstreamClient
 
 logger = logging.getLogger("falproxy")
 FAKE_CREDENTIAL = FalCredential(FAKE_CREDENTIAL_VALUE)
@@ -114,89 +106,10 @@ class FalProxy(ProxyBase):
 
     async def serve_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one proxied call whatever the path: for routes a framework matched."""
-        cors = self.pipeline.cors
-        if cors.is_preflight(scope["method"], scope["headers"]):
-            await send_answer(send, cors.preflight(scope["headers"]))
-        else:
-            await self._proxy(scope, receive, with_cors(send, cors, scope["headers"]))
+        await serve_route(self, AsgiExchange(scope, receive, send))
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.serves_path(scope):
             await self.serve_call(scope, receive, send)
         elif not await self.serve_ops(scope, send):
             await send_answer(send, Answer.of_error(NotFound()))
-
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
-        call = self.calls.open(HTTP, method, scope["headers"])
-        record = call.record
-        try:
-            incoming = Incoming(HTTP, method, scope["headers"], scope)
-            admitted = await self.pipeline.admit(incoming, record)
-            if isinstance(admitted, Answer):
-                record.answer(admitted)
-                await send_answer(send, admitted)
-                return
-            await self._relay(scope, receive, send, admitted, call)
-        except ProxyError as exc:
-            record.refuse(exc)
-            await send_answer(send, Answer.of_error(exc))
-        except ClientDisconnected:
-            record.client_gone()
-        finally:
-            await self.calls.close(call)
-
-    async def _relay(
-        self, scope: Scope, receive: Receive, send: Send, admitted: Admitted, call: Call
-    ) -> None:
-        record = call.record
-        body, body_done, length = await self._body(admitted, scope, receive, record)
-        headers = upstream_request_headers(scope["headers"], admitted.authorization, length)
-        call.span.inject(headers)
-        request = build_request(self.upstream, scope["method"], admitted.url, headers, body)
-        record.move(Phase.RELAYING)
-        await relay_http(
-            self.upstream,
-            request,
-            record,
-            body_done=body_done,
-            receive=receive,
-            send=send,
-            header_timeout=self.config.upstream_timeout,
-        )
-
-    async def _body(
-        self, admitted: Admitted, scope: Scope, receive: Receive, record: CallRecord
-    ) -> tuple[Body, anyio.Event, int | None]:
-        """The body to send, an event set once it is fully read, and its length."""
-        plan = admitted.body
-        assert plan is not None  # HTTP calls always have a plan
-        done = anyio.Event()
-        clock = BodyClock(self.config.body_timeout, self.config.body_deadline, time.monotonic())
-        if plan.kind is BodyKind.TOKEN:
-            raw = await read_body(receive, plan.max_bytes, clock)
-            policed = await self.pipeline.police_token(raw, scope, record)
-            done.set()
-            record.bytes_up = len(policed)
-            return policed, done, len(policed)
-        if plan.kind is BodyKind.NONE:
-            done.set()
-            return None, done, plan.length
-        chunks = stream_body(receive, plan.max_bytes, clock)
-        head = await prefetch(chunks)
-        record.bytes_up = len(head.data)
-        if head.ended:  # the whole body: refused or sent whole, never forwarded short
-            done.set()
-            return head.data, done, len(head.data)
-        return _counted(head.data, chunks, done, record), done, plan.length
-
-
-async def _counted(
-    first: bytes, chunks: AsyncIterator[bytes], done: anyio.Event, record: CallRecord
-) -> AsyncIterator[bytes]:
-    """Relay the body, counting it, and signal its end to the disconnect watcher."""
-    yield first
-    async for chunk in chunks:
-        record.bytes_up += len(chunk)
-        yield chunk
-    done.set()

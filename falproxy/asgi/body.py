@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from falproxy.core.body import DEADLINE_DETAIL, BodyClock
 from falproxy.core.errors import ClientDisconnected, PayloadTooLarge, RequestTimeout
@@ -47,32 +46,3 @@ async def _receive_within(receive: Receive, clock: BodyClock | None) -> Message:
             return await receive()
     except TimeoutError:
         raise RequestTimeout(clock.timeout_detail(seconds)) from None
-
-
-async def read_body(receive: Receive, max_bytes: int, clock: BodyClock | None = None) -> bytes:
-    """The whole body, for the few small bodies the proxy must inspect."""
-    chunks = stream_body(receive, max_bytes, clock)
-    return b"".join([chunk async for chunk in chunks])
-
-
-# Read this much before calling fal: a body that ends (or fails) within it is refused or
-# sent whole, never forwarded short; larger bodies stream, and a short one aborts the call.
-PREFETCH_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Prefetched:
-    data: bytes  # what was read
-    ended: bool  # the body ended within it
-
-
-async def prefetch(chunks: AsyncIterator[bytes]) -> Prefetched:
-    """Read up to :data:`PREFETCH_BYTES` of ``chunks`` (errors are raised here, before fal)."""
-    head: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        head.append(chunk)
-        size += len(chunk)
-        if size >= PREFETCH_BYTES:
-            return Prefetched(b"".join(head), ended=False)
-    return Prefetched(b"".join(head), ended=True)

@@ -8,11 +8,12 @@ import anyio
 import pytest
 
 from falproxy import BadRequest, ConfigError, FalCredential, ProxyConfig
-from falproxy.asgi.body import read_body
+from falproxy.asgi.body import stream_body
 from falproxy.core.body import BodyClock, declared_body
 from falproxy.core.errors import HeadersTooLarge, RequestTimeout
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, check_request_head
 from falproxy.ops.gauges import Gauge
+from falproxy.relay.body import read_all
 
 JSON = (b"content-type", b"application/json")
 
@@ -49,7 +50,7 @@ def test_a_stalled_body_read_times_out() -> None:
 
     async def main() -> None:
         with pytest.raises(RequestTimeout) as caught:
-            await read_body(never, 100, BodyClock(0.05, 300, time.monotonic()))
+            await read_all(stream_body(never, 100, BodyClock(0.05, 300, time.monotonic())))
         assert caught.value.status == 408
 
     anyio.run(main)
@@ -63,7 +64,7 @@ def test_a_body_dripped_under_the_chunk_timeout_stops_at_the_deadline() -> None:
     async def main() -> None:
         started = time.monotonic()
         with pytest.raises(RequestTimeout) as caught:
-            await read_body(drip, 10_000, BodyClock(1.0, 0.2, started))
+            await read_all(stream_body(drip, 10_000, BodyClock(1.0, 0.2, started)))
         assert "FALPROXY_BODY_DEADLINE" in caught.value.detail
         assert time.monotonic() - started < 0.6
 

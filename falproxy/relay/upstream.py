@@ -1,12 +1,12 @@
-"""The HTTP relay: the only module that talks HTTP to the upstream.
+"""The upstream HTTP call of the relay: the only module that talks HTTP to the upstream.
 
 One shared ``aiohttp.ClientSession`` per proxy (pooled connections, redirects never
 followed, no cookie jar, no default headers, no decompression). aiohttp rather than httpx
 because httpx 0.28's pool slows down as connections are added (about a quarter fewer
 requests per CPU-second at 256 connections; ``bench/NOTES.md``). A call streams the request
 body up and the response body down chunk by chunk, exactly as received, so server-sent
-events pass through event by event. While the response is relayed, a watcher listens for
-the client's disconnect and cancels the relay; a ``finally`` closes the upstream response,
+events pass through event by event, to the front end's :class:`ResponseSink`. When the
+client leaves, the front end cancels the relay; a ``finally`` closes the upstream response,
 so no pooled connection outlives its client.
 """
 
@@ -15,23 +15,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
-import anyio
 from yarl import URL
 
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 from falproxy.core.headers import Headers, client_response_headers
 from falproxy.core.lifecycle import CallRecord
-from falproxy.core.types import Receive, Send
 from falproxy.ops.gauges import OPEN_UPSTREAM_RESPONSES
+from falproxy.relay.body import Body
+from falproxy.relay.exchange import ResponseSink
 
 logger = logging.getLogger("falproxy.relay")
-
-Body = AsyncIterator[bytes] | bytes | None
 
 # Headers aiohttp would invent; the proxy sends only what headers.py decided to forward.
 SKIPPED_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -122,52 +120,28 @@ def _new_session(config: ProxyConfig) -> aiohttp.ClientSession:
     )
 
 
-@dataclass(slots=True)
-class _Watch:
-    """Shared by a relay and its disconnect watcher (same event loop, no locking needed)."""
-
-    task: asyncio.Task[object]
-    finished: bool = False  # the relay is past its last await: cancelling it is too late
-    cancelled: bool = False  # the watcher cancelled the relay because the client left
-
-
-async def relay_http(
+async def relay(
     upstream: UpstreamClient,
     request: UpstreamRequest,
-    result: CallRecord,
+    record: CallRecord,
+    sink: ResponseSink,
     *,
-    body_done: anyio.Event,
-    receive: Receive,
-    send: Send,
     header_timeout: float,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """Send ``request`` upstream and stream its response to the ASGI ``send``.
+    """Send ``request`` upstream and stream its response to ``sink``.
 
     Raises ``ProxyError`` (502/504) only before the response has started; after that,
-    a broken upstream ends the client's response without its final chunk, so the client
-    sees a truncated body rather than a falsely complete one.
-
-    Plain asyncio (a task and ``Task.cancel``) rather than an anyio task group: aiohttp
-    needs asyncio anyway, and the group's cancel scopes cost a fifth of a status poll.
+    a broken upstream leaves the response unended, so the client sees a truncated body
+    rather than a falsely complete one. ``extra_headers`` (CORS grants) are added to the
+    upstream's own.
     """
     started = time.perf_counter()
-    task = asyncio.current_task()
-    assert task is not None
-    watch = _Watch(task)
-    watcher = asyncio.get_running_loop().create_task(
-        _watch_disconnect(receive, body_done, watch, result)
+    response = await _open(upstream, request, header_timeout)
+    record.first_byte_seconds = time.perf_counter() - started
+    await _stream_response(
+        response, sink, record, upstream.idle_timeout, request.authorization, extra_headers
     )
-    try:
-        response = await _open(upstream, request, header_timeout)
-        result.first_byte_seconds = time.perf_counter() - started
-        await _stream_response(response, send, result, upstream.idle_timeout, request.authorization)
-    except asyncio.CancelledError:
-        if not watch.cancelled:
-            raise
-        task.uncancel()  # the client left: the relay ends quietly, outcome client_gone
-    finally:
-        watch.finished = True
-        watcher.cancel()
 
 
 async def _open(
@@ -192,10 +166,11 @@ async def _open(
 
 async def _stream_response(
     response: aiohttp.ClientResponse,
-    send: Send,
+    sink: ResponseSink,
     result: CallRecord,
     idle_timeout: float,
     authorization: bytes,
+    extra_headers: Sequence[tuple[bytes, bytes]],
 ) -> None:
     OPEN_UPSTREAM_RESPONSES.inc()
     try:
@@ -206,17 +181,19 @@ async def _stream_response(
             logger.warning("dropped %d response headers carrying the key", result.dropped_headers)
         result.status = response.status
         result.request_id = response.headers.get("x-fal-request-id")
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if extra_headers:
+            headers.extend(extra_headers)
+        await sink.start_response(response.status, headers)
         try:
             while chunk := await _next_chunk(response, idle_timeout):
                 result.bytes_down += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await sink.send_body(chunk)
         except (aiohttp.ClientError, TimeoutError):
             result.upstream_failed()
             logger.warning("upstream broke off a response after %d bytes", result.bytes_down)
             return  # leave the response incomplete: the server aborts the connection
-        result.complete = True  # before the last send, which may wake the watcher at once
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        result.complete = True  # before the end, which may wake a disconnect watcher at once
+        await sink.end_response()
     finally:
         try:
             if result.complete:
@@ -236,23 +213,6 @@ async def _next_chunk(response: aiohttp.ClientResponse, idle_timeout: float) -> 
     """
     async with asyncio.timeout(idle_timeout):
         return await response.content.readany()
-
-
-async def _watch_disconnect(
-    receive: Receive, body_done: anyio.Event, watch: _Watch, result: CallRecord
-) -> None:
-    """Cancel the relay when the client goes away after sending its body."""
-    if not body_done.is_set():
-        await body_done.wait()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            # servers also report a disconnect after a full response
-            if not result.complete and not watch.finished:
-                result.client_gone()
-                watch.cancelled = True
-                watch.task.cancel()
-            return
 
 
 def build_request(
