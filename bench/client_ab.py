@@ -32,7 +32,8 @@ def start_falproxy(
     env = dict(os.environ, FAL_KEY=run.FAL_KEY, PYTHONPATH=str(source))
     if ca is not None:
         env["SSL_CERT_FILE"] = str(ca)
-    argv = [sys.executable, "-m", "falproxy.standalone.cli", "serve", "--port", str(port)]
+    # -P: the current folder is not put on sys.path, so PYTHONPATH alone picks the checkout.
+    argv = [sys.executable, "-P", "-m", "falproxy.standalone.cli", "serve", "--port", str(port)]
     argv += ["--log-level", "warning", "--upstream", f"queue.fal.run={queue}"]
     procs.start(h.PROXY_CORE, argv, env=env, log_path=logs / f"falproxy-{port}.log")
 
