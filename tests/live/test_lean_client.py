@@ -536,23 +536,26 @@ async def test_a_slow_reader_keeps_the_client_buffer_bounded() -> None:
 
 
 async def test_a_streamed_body_waits_for_the_upstream_to_read() -> None:
-    """A body far larger than the socket buffers: sent whole, so drain() must be awaited."""
-    size = 16 * 1024 * 1024
+    """A body far larger than the socket buffers: each chunk waits for the transport to drain,
+    so the client's write buffer holds about one chunk, never the whole body."""
+    size = 32 * 1024 * 1024
+    piece = b"y" * (1024 * 1024)
+    lean = client()
+    peak = 0
 
     async def parts() -> AsyncIterator[bytes]:
-        piece = b"y" * (1024 * 1024)
+        nonlocal peak
         for _ in range(size // len(piece)):
+            for conn in lean._live:
+                assert conn.transport is not None
+                peak = max(peak, conn.transport.get_write_buffer_size())
             yield piece
 
-    async def slow_reader(received: Received, writer: asyncio.StreamWriter) -> bool:
-        writer.write(OK)
-        return True
-
-    with scripted_upstream(slow_reader) as upstream:
-        lean = client()
+    with scripted_upstream(always(OK)) as upstream:
         await fetch(lean, url(upstream), method="POST", body=parts(), head_timeout=30)
         assert len(upstream.requests[0].body) > size
         await lean.aclose()
+    assert peak <= 2 * len(piece), peak
 
 
 # -- TLS ----------------------------------------------------------------------------------------
