@@ -28,7 +28,7 @@ as raw bytes) on uvloop + httptools, with no framework and no HTTP client librar
 TLS: fal is only reachable over HTTPS, so the throughput scenarios also run against the
 nginx stub behind TLS, with a test CA made at run time (bench/tls.py; nothing committed).
 A second instance of every proxy is pointed at it and told to trust that CA: falproxy by
-SSL_CERT_FILE in its environment only (it has no CA setting yet), the Node proxy by
+FALPROXY_UPSTREAM_CA_FILE, the Node proxy by
 NODE_EXTRA_CA_CERTS, nginx by proxy_ssl_trusted_certificate (verifying the stub's name),
 the raw proxy by --cafile. The SSE, held-stream, WebSocket and download probes stay on the
 plain upstreams.
@@ -64,7 +64,12 @@ STATUS_PATH = f"/fal-ai/flux/requests/{REQUEST_ID}/status"
 SUBMIT_PATH = "/fal-ai/flux/dev"
 SSE_EVENTS = 10
 SSE_INTERVAL = 0.02
-PROXIES = ("falproxy", "pyraw", "nginx", "node")  # each also runs a "_tls" twin
+# Each also runs a "_tls" twin. falproxy is `falproxy serve` (its default, native front
+# end); falproxy_asgi is `falproxy serve --server asgi` (the ASGI app under uvicorn); fastapi
+# is examples/fastapi_app.py under uvicorn: falproxy mounted in an app, as most users run it.
+PROXIES = ("falproxy", "falproxy_asgi", "fastapi", "pyraw", "nginx", "node")
+FALPROXIES = ("falproxy", "falproxy_asgi", "fastapi")
+REPO = HERE.parent
 
 
 def status_json() -> str:
@@ -162,6 +167,10 @@ def start_all(
         running[f"falproxy{suffix}"] = start_falproxy(
             procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca
         )
+        running[f"falproxy_asgi{suffix}"] = start_falproxy(
+            procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca, server="asgi"
+        )
+        running[f"fastapi{suffix}"] = start_fastapi(procs, ports, logs, tls_ca=ca)
         running[f"node{suffix}"] = start_node(
             procs, ports[f"node{suffix}"], queue, pystub, modules, logs, ca
         )
@@ -225,6 +234,14 @@ def start_node(
     )
 
 
+def falproxy_env(ports: dict[str, int], tls_ca: Path | None) -> dict[str, str]:
+    """The key, and for the TLS twin the test CA as the upstream CA (verification stays on)."""
+    env = dict(os.environ, FAL_KEY=FAL_KEY)
+    if tls_ca is not None:
+        env["FALPROXY_UPSTREAM_CA_FILE"] = str(tls_ca)
+    return env
+
+
 def start_falproxy(
     procs: h.Processes,
     ports: dict[str, int],
@@ -232,24 +249,20 @@ def start_falproxy(
     cores: str,
     logs: Path,
     tls_ca: Path | None = None,
+    server: str = "native",
 ) -> Any:
-    """falproxy on the plain stub, or with ``tls_ca`` on the TLS stub, trusting that CA.
-
-    falproxy has no setting for an upstream CA yet (its aiohttp client uses the default
-    verifying context), so the TLS instance gets SSL_CERT_FILE in its own environment:
-    OpenSSL's default verify paths then hold the test CA and nothing else.
-    """
-    env = dict(os.environ, FAL_KEY=FAL_KEY)
-    if tls_ca is not None:
-        env["SSL_CERT_FILE"] = str(tls_ca)
+    """`falproxy serve` on the plain stub, or with ``tls_ca`` on the TLS stub, trusting that CA."""
+    name = "falproxy" if server == "native" else f"falproxy_{server}"
     suffix = "_tls" if tls_ca else ""
     argv = [
         sys.executable,
         "-m",
         "falproxy.standalone.cli",
         "serve",
+        "--server",
+        server,
         "--port",
-        str(ports[f"falproxy{suffix}"]),
+        str(ports[f"{name}{suffix}"]),
         "--workers",
         str(workers),
         "--log-level",
@@ -259,7 +272,33 @@ def start_falproxy(
         "--upstream",
         f"fal.run=http://127.0.0.1:{ports['pystub']}",
     ]
-    return procs.start(cores, argv, env=env, log_path=logs / f"falproxy{suffix}.log")
+    return procs.start(
+        cores, argv, env=falproxy_env(ports, tls_ca), log_path=logs / f"{name}{suffix}.log"
+    )
+
+
+def start_fastapi(
+    procs: h.Processes, ports: dict[str, int], logs: Path, tls_ca: Path | None = None
+) -> Any:
+    """examples/fastapi_app.py by its documented command (`uvicorn examples.fastapi_app:app`),
+    settings from the environment, on the plain or the TLS stub."""
+    suffix = "_tls" if tls_ca else ""
+    env = falproxy_env(ports, tls_ca)
+    queue = queue_base(ports, tls_upstream=tls_ca is not None)
+    env["FALPROXY_UPSTREAMS"] = f"queue.fal.run={queue},fal.run=http://127.0.0.1:{ports['pystub']}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "examples.fastapi_app:app",
+        "--port",
+        str(ports[f"fastapi{suffix}"]),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return procs.start(h.PROXY_CORE, argv, env=env, log_path=logs / f"fastapi{suffix}.log")
 
 
 def targets(ports: dict[str, int], *, tls_upstream: bool = False) -> dict[str, dict[str, Any]]:
@@ -311,7 +350,7 @@ def targets(ports: dict[str, int], *, tls_upstream: bool = False) -> dict[str, d
     )
     return {
         "straight": straight,
-        "falproxy": fal(ports[f"falproxy{suffix}"]),
+        **{name: fal(ports[f"{name}{suffix}"]) for name in FALPROXIES},
         "pyraw": fal(ports[f"pyraw{suffix}"]),
         "nginx": direct(ports[f"nginx{suffix}"], ports[f"nginx{suffix}"]),
         "node": fal(ports[f"node{suffix}"]),
@@ -451,7 +490,7 @@ def measure(
         h.log(f"ws {name}: {rate} msg/s")
 
     results["hold"] = {}
-    for name in ("falproxy", "pyraw", "node"):
+    for name in ("falproxy", "falproxy_asgi", "pyraw", "node"):
         t = tg[name]
         path, headers = t["hold"]
         before = h.rss_kb(pids[name])
