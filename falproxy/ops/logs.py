@@ -104,7 +104,7 @@ def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
 
     uvicorn applies it in the parent and again in every worker it spawns, so the
     formatter is named by import path. One handler on stderr; the root logger shares it,
-    so lines from libraries (aiohttp, asyncio) come out in the same format.
+    so lines from libraries (uvicorn, asyncio) come out in the same format.
     """
     if log_format == "json":
         formatter: dict[str, Any] = {"()": f"{__name__}.JsonFormatter"}

@@ -1,9 +1,9 @@
 """The upstream engine adds nothing and changes nothing: headers, URL bytes, body bytes.
 
-aiohttp (like httpx) would add ``User-Agent``, ``Accept`` and ``Accept-Encoding`` and
-decompress gzip on its own; the relay turns all of that off. The upstream here is a raw
-ASGI recorder (not the fake) so the test sees exactly what arrived; the client is a raw
-socket so that it sends no such headers itself.
+A general HTTP client (aiohttp, httpx) would add ``User-Agent``, ``Accept`` and
+``Accept-Encoding`` and decompress gzip on its own; falproxy's own client does none of it.
+The upstream here is a raw ASGI recorder (not the fake) so the test sees exactly what
+arrived; the client is a raw socket so that it sends no such headers itself.
 """
 
 from __future__ import annotations
