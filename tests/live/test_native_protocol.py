@@ -22,9 +22,10 @@ from contextlib import suppress
 import httpx
 import pytest
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
-from tests.support.live import ROUTE, head, open_socket, parse_response, status_of, wait_until
+from tests.support.live import head, open_socket, parse_response, status_of, wait_until
 from tests.support.ports import free_port
 from tests.support.procs import falproxy_serve, proxy_env
 from tests.support.raw_server import serve_in_thread
@@ -126,7 +127,8 @@ def test_pipelined_requests_are_answered_in_order(native: str) -> None:
     with open_socket(native) as sock:
         sock.sendall(b"".join(requests))  # one write: three requests
         answers = read_responses(sock, 3)
-    assert [json.loads(str(body_of(raw)["body"])) for raw in answers] == [{"i": i} for i in range(3)]
+    bodies = [json.loads(str(body_of(raw)["body"])) for raw in answers]
+    assert bodies == [{"i": index} for index in range(3)]
 
 
 CHUNKED_POST = head(
@@ -268,7 +270,7 @@ def test_websockets_are_handed_over_with_the_origin_rule(native: str, fake_url: 
     code, answer = refusal(url, origin=OTHER_ORIGIN)
     assert (code, answer) == (403, {"detail": "WebSockets from this origin are not allowed"})
     assert realtime_stats(fake_url)["opened"] == 0
-    with connect(url, origin=ALLOWED_ORIGIN) as ws:
+    with connect(url, origin=Origin(ALLOWED_ORIGIN)) as ws:
         ws.send(pack({"prompt": "a fox", "request_id": "native"}))
         assert unpack(ws.recv(timeout=10))["request_id"] == "native"
 
@@ -371,7 +373,7 @@ def test_shutdown_closes_idle_connections_and_finishes_a_stream(fake_url: str) -
             assert closed(idle, 3), "an idle keep-alive connection outlived the shutdown"
             while chunk := busy.recv(65536):
                 received += chunk
-        status, headers, body = parse_response(received)
+        status, _, body = parse_response(received)
         assert status == 200 and body.count(b"data:") == 5
         assert received.endswith(b"0\r\n\r\n")  # finished, not cut off
         assert served.process.wait(timeout=20) == 0
