@@ -255,11 +255,13 @@ def test_http10_and_connection_close_close_after_the_response(native: str) -> No
     assert headers["connection"] == "close"
     assert "transfer-encoding" not in headers  # an HTTP/1.0 client knows no chunked coding
     assert body.count(b"data:") == 2
-    with open_socket(native) as sock:
-        sock.sendall(echo(b"{}", "connection: close") + echo(b"{}"))
-        (raw,) = read_responses(sock, 1)
-        assert parse_response(raw)[1]["connection"] == "close"
-        assert closed(sock)  # the second request is never served
+    healthz = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+    for request in (echo(b"{}", "connection: close"), healthz + b"connection: close\r\n\r\n"):
+        with open_socket(native) as sock:
+            sock.sendall(request + healthz + b"\r\n")
+            (raw,) = read_responses(sock, 1)
+            assert parse_response(raw)[1]["connection"] == "close"
+            assert closed(sock)  # the second request is never served
 
 
 # --- hand-over -------------------------------------------------------------------------------
