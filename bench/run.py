@@ -160,7 +160,7 @@ def start_all(
         queue = queue_base(ports, tls_upstream=ca is not None)
         pystub = f"http://127.0.0.1:{ports['pystub']}"
         running[f"falproxy{suffix}"] = start_falproxy(
-            procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca
+            procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca, server=args.server
         )
         running[f"node{suffix}"] = start_node(
             procs, ports[f"node{suffix}"], queue, pystub, modules, logs, ca
@@ -232,8 +232,11 @@ def start_falproxy(
     cores: str,
     logs: Path,
     tls_ca: Path | None = None,
+    server: str | None = None,
 ) -> Any:
     """falproxy on the plain stub, or with ``tls_ca`` on the TLS stub, trusting that CA.
+
+    ``server``: ``falproxy serve --server`` (native or asgi); None: its default.
 
     falproxy has no setting for an upstream CA yet (its aiohttp client uses the default
     verifying context), so the TLS instance gets SSL_CERT_FILE in its own environment:
@@ -258,8 +261,10 @@ def start_falproxy(
         f"queue.fal.run={queue_base(ports, tls_upstream=tls_ca is not None)}",
         "--upstream",
         f"fal.run=http://127.0.0.1:{ports['pystub']}",
+        *(["--server", server] if server else []),
     ]
-    return procs.start(cores, argv, env=env, log_path=logs / f"falproxy{suffix}.log")
+    name = f"falproxy{suffix}{'-' + server if server else ''}"
+    return procs.start(cores, argv, env=env, log_path=logs / f"{name}.log")
 
 
 def targets(ports: dict[str, int], *, tls_upstream: bool = False) -> dict[str, dict[str, Any]]:
@@ -336,6 +341,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--quick", action="store_true", help="2 s runs, 1 repeat, 1,000 streams, 256 MB"
+    )
+    parser.add_argument(
+        "--server", choices=["native", "asgi"], help="falproxy serve --server (default: its own)"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument(
@@ -483,7 +491,9 @@ def measure(
     url = f"http://127.0.0.1:{ports['falproxy']}{path}"
     for workers, cores in ((1, h.PROXY_CORE), (2, f"{h.PROXY_CORE},{h.LOAD_CORE}")):
         procs.stop(running["falproxy"])
-        running["falproxy"] = start_falproxy(procs, ports, workers, cores, tmp / "logs")
+        running["falproxy"] = start_falproxy(
+            procs, ports, workers, cores, tmp / "logs", server=args.server
+        )
         h.wait_http(url, headers)
         h.wrk(url, conns=64, seconds=1, headers=headers)
         runs_w = []
