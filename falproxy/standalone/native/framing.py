@@ -18,18 +18,23 @@ BLANK_LINE = b"\r\n\r\n"
 LEADING_NOISE = b"\r\n"
 
 
-def skip_empty_lines(data: bytes) -> bytes:
+Buffer = bytes | bytearray
+
+
+def skip_empty_lines(data: Buffer) -> Buffer:
     """``data`` without the empty lines a client may send before a request line."""
     return data.lstrip(LEADING_NOISE) if data[:1] in (b"\r", b"\n") else data
 
 
-def head_end(data: bytes, limit: int) -> int:
-    """The offset just past the head's blank line within ``limit`` bytes; -1 if none yet."""
-    found = data.find(BLANK_LINE, 0, limit)
+def head_end(data: Buffer, limit: int, start: int = 0) -> int:
+    """The offset just past the head's blank line within ``limit`` bytes; -1 if none yet.
+
+    ``start``: where to begin looking (bytes before it were searched already)."""
+    found = data.find(BLANK_LINE, start, limit)
     return -1 if found < 0 else found + len(BLANK_LINE)
 
 
-def chunked_stops(tail: bytes, data: bytes) -> Iterator[int]:
+def chunked_stops(tail: bytes, data: Buffer) -> Iterator[int]:
     """Offsets in ``data`` where a chunked body may end, in order.
 
     ``tail`` is the last (at most 3) bytes already fed, so a CRLF CRLF split across two

@@ -111,7 +111,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self._parser = httptools.HttpRequestParser(self)
         self._state = _HEAD
-        self._inbox = b""  # received bytes not fed to the parser yet
+        self._inbox: bytes | bytearray = b""  # received bytes not fed to the parser yet
         self._fed = 0  # bytes of the current head (at the start of the inbox) already fed
         self._tail = b""  # the last bytes fed of a chunked body
         self._framing = _NO_BODY
@@ -182,7 +182,15 @@ class NativeHttpProtocol(asyncio.Protocol):
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
-        self._inbox = self._inbox + data if self._inbox else data
+        inbox = self._inbox
+        if not inbox:
+            self._inbox = data  # the usual case: whole requests in one read, no copy
+        else:
+            # Partial heads and pipelined requests accumulate: a bytearray keeps a head
+            # dripped byte by byte linear, not quadratic, in copies.
+            if isinstance(inbox, bytes):
+                inbox = self._inbox = bytearray(inbox)
+            inbox += data
         try:
             self._advance()
         except (httptools.HttpParserError, _Mismatch, UnicodeDecodeError):
@@ -221,7 +229,8 @@ class NativeHttpProtocol(asyncio.Protocol):
             if not self._inbox:
                 self._head.start()
                 return False
-        end = head_end(self._inbox, MAX_REQUEST_HEAD_BYTES)
+        # Search only the new bytes (and the 3 before them): a dripped head stays linear.
+        end = head_end(self._inbox, MAX_REQUEST_HEAD_BYTES, max(0, self._fed - 3))
         if end < 0:
             if len(self._inbox) >= MAX_REQUEST_HEAD_BYTES:
                 self._refuse_head()
@@ -240,11 +249,11 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._start_request(head)
         return True
 
-    def _start_request(self, head: bytes) -> None:
+    def _start_request(self, head: bytes | bytearray) -> None:
         parser = self._parser
         scope = self._scope(parser.get_method().decode("ascii"), parser.get_http_version())
         if self._upgrade or (self._hands_over is not None and self._hands_over(scope)):
-            self._hand_over(head + self._inbox)
+            self._hand_over(bytes(head + self._inbox))
             return
         framing, length = _NO_BODY, 0
         if not self._message_done:
@@ -332,7 +341,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         elif len(exchange.body) > BODY_HIGH_WATER:
             self._pause_reading()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | bytearray) -> None:
         if data:
             self._parser.feed_data(data)
 
