@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
+from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.live import head, open_socket, parse_response, status_of, wait_until
 from tests.support.ports import free_port
 from tests.support.procs import falproxy_serve, proxy_env
@@ -379,3 +380,39 @@ def test_shutdown_closes_idle_connections_and_finishes_a_stream(fake_url: str) -
         assert status == 200 and body.count(b"data:") == 5
         assert received.endswith(b"0\r\n\r\n")  # finished, not cut off
         assert served.process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("fault", ["short-body", "reset-mid-body", "bad-chunk"])
+def test_a_response_the_upstream_breaks_off_reaches_the_client_truncated(
+    fake_url: str, fault: str
+) -> None:
+    """Never a complete-looking response: the client gets the head, part of the body, and
+    the connection closes before the declared length (or the last chunk)."""
+    with FaultyUpstream().running() as faulty:
+        # aiohttp neither fails nor ends after a malformed chunk: the idle timeout ends it.
+        env = proxy_env(fake_url, FALPROXY_STREAM_IDLE_TIMEOUT="2")
+        env["FALPROXY_UPSTREAMS"] = f"fal.run={faulty.url}"
+        port = free_port()
+        with falproxy_serve(env, port), open_socket(f"http://127.0.0.1:{port}") as sock:
+            sock.sendall(
+                head(
+                    "POST",
+                    f"https://fal.run/{fault}/app",
+                    JSON_TYPE,
+                    "content-length: 2",
+                    body=b"{}",
+                )
+            )
+            raw = b""
+            sock.settimeout(15)
+            with suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    raw += chunk
+    head_bytes, _, body = raw.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.1 200"), raw[:200]
+    headers = head_bytes.lower()
+    if b"content-length: " in headers:
+        declared = int(headers.split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert len(body) < declared
+    else:
+        assert not body.endswith(b"0\r\n\r\n")

@@ -42,6 +42,7 @@ class NativeExchange:
     __slots__ = (
         "_conn",
         "_framing",
+        "_held",
         "_left",
         "_relay_cancelled",
         "_relay_done",
@@ -86,6 +87,7 @@ class NativeExchange:
         self.closes = False  # the connection closes after this response
         self._framing = Framing.NONE
         self._left = 0
+        self._held = b""  # a response head not written yet
         self._waiter: asyncio.Future[None] | None = None
         self._relay_task: asyncio.Task[Any] | None = None
         self._relay_record: CallRecord | None = None
@@ -178,7 +180,16 @@ class NativeExchange:
     async def start_response(self, status: int, headers: Headers) -> None:
         head = self._start(status, headers)
         if head is not None:
-            self._conn.write(head)
+            # Held until the end of this loop iteration: a body chunk already received
+            # (a small response usually comes whole) leaves in the same send.
+            self._held = head
+            self._conn.loop.call_soon(self.flush_head)
+
+    def flush_head(self) -> None:
+        """Write a held response head now (before a cut-off response is closed)."""
+        held, self._held = self._held, b""
+        if held:
+            self._conn.write(held)
 
     async def send_body(self, data: bytes) -> None:
         conn = self._conn
@@ -188,22 +199,25 @@ class NativeExchange:
             return
         framing = self._framing
         if framing == Framing.CHUNKED:
-            conn.write(chunk(data))
+            data = chunk(data)
         elif framing == Framing.LENGTH:
             if len(data) > self._left:
                 raise RuntimeError("response body longer than its Content-Length")
             self._left -= len(data)
-            conn.write(data)
-        elif framing == Framing.CLOSE:
-            conn.write(data)
+        elif framing != Framing.CLOSE:
+            return  # no body on the wire (HEAD, 204, 304)
+        held, self._held = self._held, b""
+        conn.write(held + data if held else data)
 
     async def end_response(self) -> None:
         if self.lost:
             return
-        if self._framing == Framing.CHUNKED:
-            self._conn.write(CHUNKED_END)
-        elif self._framing == Framing.LENGTH and self._left:
+        if self._framing == Framing.LENGTH and self._left:
             return  # shorter than declared: left unfinished, the connection is closed
+        held, self._held = self._held, b""
+        end = CHUNKED_END if self._framing == Framing.CHUNKED else b""
+        if held or end:
+            self._conn.write(held + end)
         self._finish()
 
     def _start(self, status: int, headers: Headers | RawHeaders) -> bytes | None:
