@@ -392,6 +392,7 @@ class NativeHttpProtocol(asyncio.Protocol):
                 # see a truncated response, never a complete-looking one.
                 if not exchange.response_started:
                     self.write(_refusal(ProxyError(), self.default_headers()))
+                exchange.flush_head()
                 self._state = _DONE
                 self.transport.close()
 
