@@ -56,8 +56,9 @@ def measure(args: argparse.Namespace, procs: h.Processes, tmp: Path) -> str:
     procs.start(h.LOAD_CORE, ["nginx", "-c", str(stub)], log_path=tmp / "logs" / "stub.log")
     running = {}
     for server in SERVERS:
-        # start_falproxy reads the plain stub's and pystub's ports; its own is "falproxy".
-        own = dict(ports, falproxy=ports[server])
+        # start_falproxy reads the stubs' ports and its own under "falproxy" (native) or
+        # "falproxy_asgi" (asgi) depending on the version of run.py: both point at ours.
+        own = dict(ports, falproxy=ports[server], falproxy_asgi=ports[server])
         running[server] = run.start_falproxy(
             procs, own, 1, h.PROXY_CORE, tmp / "logs", server=server
         )
