@@ -102,6 +102,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "Seconds a request head (request line and headers) may take to arrive under"
         " `falproxy serve`; the connection is closed after it.",
     ),
+    "server": (
+        "Limits and timeouts",
+        "HTTP front end of `falproxy serve`: `native` (default; requests parsed with llhttp"
+        " directly, WebSockets handed to uvicorn) or `asgi` (uvicorn's own HTTP protocol)."
+        " `--server` overrides it.",
+    ),
     "shutdown_grace": (
         "Limits and timeouts",
         "Seconds running calls may take to finish after SIGTERM.",

@@ -24,6 +24,7 @@ from falproxy.core.keys import FAKE_CREDENTIAL_VALUE, FalCredential
 from falproxy.core.pipeline import route_path
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.relay.call import serve_route
+from falproxy.relay.exchange import Exchange
 from falproxy.relay.upstream import UpstreamClient
 
 logger = logging.getLogger("falproxy")
@@ -108,8 +109,22 @@ class FalProxy(ProxyBase):
         """Serve one proxied call whatever the path: for routes a framework matched."""
         await serve_route(self, AsgiExchange(scope, receive, send))
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve_http(self, exchange: Exchange) -> None:
+        """Route one HTTP request of a server that is all proxy: the proxy route, an
+        operational endpoint, or 404. The ASGI app and the native ``falproxy serve``
+        protocol both route through here, so they cannot disagree on a path."""
+        scope = exchange.scope
         if self.serves_path(scope):
-            await self.serve_call(scope, receive, send)
-        elif not await self.serve_ops(scope, send):
-            await send_answer(send, Answer.of_error(NotFound()))
+            await serve_route(self, exchange)
+        else:
+            await exchange.answer(await self.answer_elsewhere(scope))
+
+    async def answer_elsewhere(self, scope: Scope) -> Answer:
+        """The answer to a path off the proxy route: an operational endpoint's, or 404."""
+        endpoint = self.ops.match(route_path(scope))
+        if endpoint is None:
+            return Answer.of_error(NotFound())
+        return await self.ops.answer(endpoint, scope["method"], scope["headers"])
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve_http(AsgiExchange(scope, receive, send))

@@ -28,6 +28,8 @@ from falproxy.core.redact import mask_url
 from falproxy.core.targets import ALLOWED_HOSTS
 
 LOG_FORMATS = ("text", "json")
+# falproxy serve's HTTP front ends (standalone/cli.py): the native protocol or uvicorn's.
+SERVERS = ("native", "asgi")
 # RFC 7518 section 3.2: an HMAC key at least as long as the hash output (256 bits).
 MIN_JWT_SECRET_LENGTH = 32
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
@@ -313,6 +315,7 @@ class Operations:
     log_format: str
     access_log_format: str
     fake_url: str | None
+    server: str
 
     def __post_init__(self) -> None:
         for name in ("health_path", "ready_path", "metrics_path"):
@@ -326,6 +329,8 @@ class Operations:
                 raise InvalidSetting(name, f"must be one of {', '.join(LOG_FORMATS)}")
         if self.fake_url is not None:
             _http_url("fake_url", self.fake_url)
+        if self.server not in SERVERS:
+            raise InvalidSetting("server", f"must be one of {', '.join(SERVERS)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,6 +281,10 @@ class ProxyConfig:
         None, URL, "A running fake fal (falproxy fake) to send every call to.",
         env="FALPROXY_FAKE_URL", group="operations",
     )
+    server: str = setting(
+        "native", TEXT, "HTTP front end of falproxy serve: native (llhttp) or asgi (uvicorn).",
+        env="FALPROXY_SERVER", group="operations",
+    )
     # fmt: on
 
     def __post_init__(self) -> None:

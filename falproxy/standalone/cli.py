@@ -39,8 +39,12 @@ ALLOWED_HOSTS_ENV = "FALPROXY_ALLOWED_HOSTS"
 FAKE_MODE_NOTE = (
     "FAKE MODE: every fal call is answered by a fake fal, not by fal.ai; FAL_KEY is never sent"
 )
-# The uvicorn HTTP protocol `falproxy serve` runs (an import string: workers import it).
+# The uvicorn HTTP protocols `falproxy serve` runs (import strings: workers import them):
+# uvicorn's httptools protocol with the head guarded (--server asgi), or the native one.
 GUARDED_HTTP = "falproxy.standalone.protocols:GuardedHTTPProtocol"
+NATIVE_HTTP = "falproxy.standalone.native:NativeHttpProtocol"
+HTTP_PROTOCOLS = {"asgi": GUARDED_HTTP, "native": NATIVE_HTTP}
+SERVER_ENV = "FALPROXY_SERVER"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
         help="send a fal host's calls to another base URL (repeatable)",
     )
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--server",
+        choices=sorted(HTTP_PROTOCOLS),
+        help="HTTP front end: native (default, parsed with llhttp) or asgi (uvicorn's)",
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -131,7 +140,8 @@ def serve(args: argparse.Namespace) -> int:
             server_header=False,
             timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
             proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
-            http=GUARDED_HTTP,  # request heads capped in bytes and time (FALPROXY_HEADER_TIMEOUT)
+            # Both cap request heads in bytes and time (FALPROXY_HEADER_TIMEOUT).
+            http=HTTP_PROTOCOLS[config.server],
         )
     return 0
 
@@ -181,6 +191,8 @@ def apply_serve_flags(
         env["FALPROXY_UPSTREAMS"] = ",".join(f"{h}={b}" for h, b in mapping.items())
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if getattr(args, "server", None):
+        env[SERVER_ENV] = args.server
     # Warnings are logged by the workers, once each, when they load the same settings.
     config, _ = load_with_warnings(env)
     check_worker_limits(config, args.workers)

@@ -37,6 +37,7 @@ __all__ = [
     "GuardedHTTPProtocol",
     "GuardedHttpToolsProtocol",
     "HeadWatch",
+    "configured_header_timeout",
     "refusal_bytes",
 ]
 
@@ -45,7 +46,7 @@ _STATUS_LINE: Final = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
 
 
 @functools.cache
-def _configured_header_timeout() -> float:
+def configured_header_timeout() -> float:
     """``header_timeout`` of this process's configuration (environment and config file).
 
     Read once per worker, from the same sources the worker's app is built from.
@@ -101,7 +102,7 @@ class _Guard:
     def _init_guard(self) -> None:
         timeout = self.header_timeout
         if timeout is None:
-            timeout = _configured_header_timeout()
+            timeout = configured_header_timeout()
         self._head = HeadWatch(self.loop, timeout, self._head_timed_out)
 
     def _awaiting_head(self) -> bool:

@@ -53,8 +53,13 @@ class FakeBesideProxy:
         self.proxy = proxy
         self.fake = fake
 
+    @staticmethod
+    def serves_fake(scope: Scope) -> bool:
+        """Whether ``scope`` (an HTTP or WebSocket request) is for the fake fal."""
+        return (route_path(scope) + "/").startswith(FAKE_PREFIX + "/")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan" and (route_path(scope) + "/").startswith(FAKE_PREFIX + "/"):
+        if scope["type"] != "lifespan" and self.serves_fake(scope):
             scope = dict(scope, root_path=scope.get("root_path", "") + FAKE_PREFIX)
             await self.fake(scope, receive, send)
         else:

@@ -1,9 +1,10 @@
 """Request-level abuse, sent as raw bytes where httpx would refuse to build the request.
 
 Run against both HTTP parsers uvicorn can use (httptools, the default when installed, and
-h11): some abuse is rejected by the server before the app sees it (a plain-text 400), the
-rest by falproxy (a JSON 400/412/413/431). Either way nothing reaches the upstream, and the
-proxy keeps serving.
+h11), and against ``falproxy serve``'s native protocol (llhttp without ASGI): some abuse
+is rejected by the server before the app sees it (a plain-text 400 from uvicorn, a JSON
+400 from the native protocol), the rest by falproxy (a JSON 400/412/413/431). Either way
+nothing reaches the upstream, and the proxy keeps serving.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ import pytest
 from falproxy import FalProxy
 from tests.conftest import proxy_config, serve
 from tests.support.live import ROUTE, head, raw_request, status_of
+from tests.support.ports import free_port
+from tests.support.procs import falproxy_serve, proxy_env
 
 TARGET = "https://fal.run/fake/echo"
 JSON_TYPE = "content-type: application/json"
 MAX_BODY = 4096
 
 
-@pytest.fixture(scope="module", params=["httptools", "h11"])
+@pytest.fixture(scope="module", params=["httptools", "h11", "native"])
 def abused(request: pytest.FixtureRequest, fake_url: str) -> Iterator[str]:
+    if request.param == "native":  # `falproxy serve`'s own protocol (issue 14), as a process
+        env = proxy_env(fake_url, FALPROXY_MAX_BODY_BYTES=str(MAX_BODY), FALPROXY_BODY_TIMEOUT="2")
+        port = free_port()
+        with falproxy_serve(env, port):
+            yield f"http://127.0.0.1:{port}"
+        return
     config = proxy_config(fake_url, max_body_bytes=MAX_BODY, body_timeout=2.0)
     with serve(FalProxy(config), http=request.param) as url:
         yield url

@@ -9,6 +9,7 @@ import time
 import httpx
 
 from tests.support.cli import FALPROXY, RUN, clean_env, run, running
+from tests.support.live import raw_request
 from tests.support.ports import free_port
 
 
@@ -158,3 +159,20 @@ def test_bad_flags_are_named_as_flags() -> None:
     assert route.stderr.strip() == (
         "falproxy: error: --route must be an absolute path such as /api/fal/proxy"
     )
+
+
+def test_server_setting_picks_the_front_end_and_the_flag_overrides_it() -> None:
+    """FALPROXY_SERVER and --server (issue 14): the native protocol answers a malformed
+    request with JSON, uvicorn's protocol with its own plain text."""
+    env = clean_env(FALPROXY_SERVER="asgi")
+    for flags, content_type in (([], b"text/plain"), (["--server", "native"], b"application/json")):
+        port = free_port()
+        with running(["serve", "--fake", "--port", str(port), *flags], env, port):
+            answer = raw_request(f"http://127.0.0.1:{port}", b"not http\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert b"content-type: " + content_type in answer.lower()
+    completed = run(["serve", "--fake", "--port", "1"], clean_env(FALPROXY_SERVER="uvicorn"))
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "falproxy: error: FALPROXY_SERVER must be one of native, asgi"
+    ]

@@ -55,6 +55,7 @@ SERVERS: dict[str, list[str]] = {
 EXTRA_SERVERS = {
     "standalone": ["uvicorn", "--factory", "falproxy.standalone.server:app_from_env"],
     "falproxy-serve": ["falproxy", "serve", "--host", "127.0.0.1"],
+    "falproxy-serve-asgi": ["falproxy", "serve", "--host", "127.0.0.1", "--server", "asgi"],
     "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
 }
 FALPROXY = str(Path(sys.executable).parent / "falproxy")

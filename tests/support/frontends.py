@@ -47,7 +47,8 @@ class FrontEnd:
 
 
 FRONT_ENDS = (
-    FrontEnd("serve", "falproxy-serve", ready_path="/healthz"),
+    FrontEnd("serve", "falproxy-serve", ready_path="/healthz"),  # the native protocol
+    FrontEnd("serve-asgi", "falproxy-serve-asgi", ready_path="/healthz"),
     FrontEnd("fastapi-mount", "fastapi-uvicorn"),
     FrontEnd(
         "fastapi-router",
@@ -74,7 +75,7 @@ FRONT_ENDS = (
     FrontEnd("flask-run", "flask-run", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
 )
 # The front ends the official client runs against in a browser.
-BROWSER_FRONT_ENDS = frozenset({"serve", "fastapi-mount"})
+BROWSER_FRONT_ENDS = frozenset({"serve", "serve-asgi", "fastapi-mount"})
 
 
 def contract_env(*cors_origins: str) -> dict[str, str]:

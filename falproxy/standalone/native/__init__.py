@@ -1,0 +1,14 @@
+"""The native front end of ``falproxy serve``: HTTP/1.1 parsed with httptools, no ASGI.
+
+uvicorn stays the process host (workers, signals, lifespan, graceful shutdown); it runs
+:class:`NativeHttpProtocol` as its HTTP protocol. Each request is parsed by llhttp
+directly, routed by :meth:`FalProxy.serve_http <falproxy.asgi.app.FalProxy.serve_http>`
+and served by the same call path as the ASGI app (:mod:`falproxy.relay.call`) through a
+:class:`~falproxy.standalone.native.exchange.NativeExchange`. What it does not serve
+itself (WebSocket upgrades, the fake fal in fake mode) is handed over, bytes intact, to
+the guarded uvicorn protocol at a request boundary.
+"""
+
+from falproxy.standalone.native.protocol import NativeHttpProtocol
+
+__all__ = ["NativeHttpProtocol"]
