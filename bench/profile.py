@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness as h
-from run import FAL_KEY, STATUS_PATH, SUBMIT_PATH, nginx_conf, post_body, status_json
+from run import STATUS_PATH, SUBMIT_PATH, nginx_conf, post_body, start_falproxy, status_json
 
 RATE_HZ = 200
 
@@ -69,23 +68,12 @@ def profile(args: argparse.Namespace, procs: h.Processes, tmp: Path, pyspy: str)
     location / {{ default_type application/json; return 200 '{status_json()}'; }} }}""",
     )
     procs.start(h.LOAD_CORE, ["nginx", "-c", str(conf)], log_path=tmp / "stub.log")
-    argv = [
-        sys.executable,
-        "-m",
-        "falproxy.standalone.cli",
-        "serve",
-        "--server",
-        args.server,
-        "--port",
-        str(proxy_port),
-        "--log-level",
-        "warning",
-        "--upstream",
-        f"queue.fal.run=http://127.0.0.1:{stub_port}/queue",
-    ]
-    proxy = procs.start(
-        h.PROXY_CORE, argv, env=dict(os.environ, FAL_KEY=FAL_KEY), log_path=tmp / "proxy.log"
-    )
+    # run.start_falproxy reads its own port under "falproxy" (native) or "falproxy_asgi";
+    # fal.run calls are not made here, so they map to the same stub.
+    name = "falproxy" if args.server == "native" else f"falproxy_{args.server}"
+    ports = {name: proxy_port, "stub": stub_port, "pystub": stub_port}
+    (tmp / "logs").mkdir(exist_ok=True)
+    proxy = start_falproxy(procs, ports, 1, h.PROXY_CORE, tmp / "logs", server=args.server)
     path = STATUS_PATH if args.kind == "get" else SUBMIT_PATH
     headers = {"x-fal-target-url": f"https://queue.fal.run{path}"}
     script = None
