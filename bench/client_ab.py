@@ -92,12 +92,22 @@ def measure(args: argparse.Namespace, procs: h.Processes, tmp: Path) -> dict[str
     post_lua = tmp / "post.lua"
     post_lua.write_text(f"wrk.method = 'POST'\nwrk.body = '{run.post_body()}'\n")
     pids = {port: _pid_on(procs, i) for i, (_, _, port) in enumerate(systems, start=1)}
-    scenarios = [("get32", get, 32, None), ("post1k", post, 32, post_lua), ("get256", get, 256, None)]
+    scenarios = [
+        ("get32", get, 32, None),
+        ("post1k", post, 32, post_lua),
+        ("get256", get, 256, None),
+    ]
     rows: dict[str, list] = {}
     for key, headers, conns, script in scenarios:
         runs: dict[tuple[str, str], list[h.WrkResult]] = {(a, m): [] for a, m, _ in systems}
         for _, _, port in systems:
-            h.wrk(f"http://127.0.0.1:{port}{route}", conns=conns, seconds=1, headers=headers, script=script)
+            h.wrk(
+                f"http://127.0.0.1:{port}{route}",
+                conns=conns,
+                seconds=1,
+                headers=headers,
+                script=script,
+            )
         for repeat in range(args.runs):
             for label, mode, port in systems:
                 before = h.cpu_seconds([pids[port]])
@@ -110,8 +120,12 @@ def measure(args: argparse.Namespace, procs: h.Processes, tmp: Path) -> dict[str
                 )
                 result.cpu_seconds = h.cpu_seconds([pids[port]]) - before
                 runs[label, mode].append(result)
-                h.log(f"{key} #{repeat + 1} {label} {mode}: {result.rps:.0f} req/s, {result.per_cpu_second:.0f} req/CPU-s, errors {result.errors}")
-        rows[key] = [(label, mode, h.median_result(runs[label, mode])) for label, mode, _ in systems]
+                h.log(
+                    f"{key} #{repeat + 1} {label} {mode}: {result.rps:.0f} req/s, {result.per_cpu_second:.0f} req/CPU-s, errors {result.errors}"
+                )
+        rows[key] = [
+            (label, mode, h.median_result(runs[label, mode])) for label, mode, _ in systems
+        ]
     return rows
 
 
@@ -120,8 +134,12 @@ def _pid_on(procs: h.Processes, index: int) -> int:
 
 
 def report(rows: dict[str, list], args: argparse.Namespace) -> None:
-    print(f"\nA = {args.a}\nB = {args.b}\n{args.runs} runs x {args.duration:.0f} s, medians; load average at end: {Path('/proc/loadavg').read_text().split()[:3]}")
-    print("| scenario | upstream | A req/s | B req/s | B/A | A req/CPU-s | B req/CPU-s | B/A | A p99 ms | B p99 ms | errors A/B |")
+    print(
+        f"\nA = {args.a}\nB = {args.b}\n{args.runs} runs x {args.duration:.0f} s, medians; load average at end: {Path('/proc/loadavg').read_text().split()[:3]}"
+    )
+    print(
+        "| scenario | upstream | A req/s | B req/s | B/A | A req/CPU-s | B req/CPU-s | B/A | A p99 ms | B p99 ms | errors A/B |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for key, results in rows.items():
         by = {(label, mode): r for label, mode, r in results}

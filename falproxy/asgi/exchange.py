@@ -18,6 +18,7 @@ from falproxy.core.body import BodyClock
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Receive, Scope, Send
+from falproxy.relay.exchange import await_relay
 
 
 class AsgiExchange:
@@ -63,11 +64,7 @@ class AsgiExchange:
             _watch_disconnect(self._receive, body_done, watch, record)
         )
         try:
-            await relay
-        except asyncio.CancelledError:
-            if not watch.cancelled:
-                raise
-            task.uncancel()  # the client left: the relay ends quietly, outcome client_gone
+            await await_relay(relay, task, lambda: watch.cancelled)
         finally:
             watch.finished = True
             watcher.cancel()

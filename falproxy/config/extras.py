@@ -27,7 +27,6 @@ def is_installed(module: str) -> bool:
         return False
 
 
-
 def framework_import_error(integration: str, package: str, extra: str) -> ModuleNotFoundError:
     """The error ``falproxy.integrations.<x>`` raises when its framework is absent."""
     return ModuleNotFoundError(

@@ -29,9 +29,7 @@ class Answer:
         return cls(error.status, tuple(error.response_headers()), error.body())
 
     @classmethod
-    def json(
-        cls, status: int, payload: object, headers: dict[str, str] | None = None
-    ) -> Answer:
+    def json(cls, status: int, payload: object, headers: dict[str, str] | None = None) -> Answer:
         """A JSON answer; ``headers`` are added after the content headers."""
         body = json.dumps(payload).encode()
         return cls(status, tuple(json_headers(len(body), headers)), body)

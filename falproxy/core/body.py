@@ -89,7 +89,10 @@ class BodyPlan:
 
 
 def plan_body(
-    method: str, target: Target, headers: Iterable[tuple[bytes, bytes]], policy: Policy,
+    method: str,
+    target: Target,
+    headers: Iterable[tuple[bytes, bytes]],
+    policy: Policy,
     max_bytes: int,
 ) -> BodyPlan:
     """Validate the declared body (400/413/415) and decide how it is read and sent."""

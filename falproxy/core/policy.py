@@ -146,6 +146,7 @@ def _is_request_url(rest: list[str]) -> bool:
 # Allowed verdicts remembered per policy (a few hundred bytes each).
 MAX_REMEMBERED_VERDICTS = 4096
 
+
 class Policy:
     """Allowed URL globs, allowed endpoint globs (empty: all) and the token lifetime cap."""
 

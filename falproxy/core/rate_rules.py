@@ -21,6 +21,7 @@ from falproxy.core.policy import compile_glob
 Per = Literal["identity", "address", "global"]
 PER_CHOICES: tuple[Per, ...] = ("identity", "address", "global")
 
+
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """One declarative limit: ``RateLimit("20/minute", "fal-ai/flux/**", cost=2)``."""

@@ -8,7 +8,7 @@ upstream call, event) is the front-end-neutral code of :mod:`falproxy.relay.call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
 from falproxy.core.answers import Answer
@@ -58,3 +58,19 @@ class Exchange(ResponseSink, Protocol):
         """Run ``relay`` to its end, cancelling it if the client leaves once ``body_done``
         is set (the client is then recorded as gone)."""
         ...
+
+
+async def await_relay(
+    relay: Coroutine[Any, Any, None], task: asyncio.Task[Any], client_left: Callable[[], bool]
+) -> None:
+    """Await ``relay`` in ``task``; a cancellation because the client left ends it quietly.
+
+    Both front ends cancel the relay's task when the client goes (``client_left`` then
+    says so); any other cancellation (shutdown, a timeout) propagates.
+    """
+    try:
+        await relay
+    except asyncio.CancelledError:
+        if not client_left():
+            raise
+        task.uncancel()  # the client left: the relay ends quietly, outcome client_gone

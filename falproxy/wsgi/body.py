@@ -118,7 +118,10 @@ def _stop_reading(sock: socket.socket) -> None:
 
 
 def read_all(
-    body: Readable, max_bytes: int, record: CallRecord, clock: BodyClock,
+    body: Readable,
+    max_bytes: int,
+    record: CallRecord,
+    clock: BodyClock,
     sock: socket.socket | None,
 ) -> bytes:
     """The whole (small) body, for the token-minting request the proxy must inspect."""

@@ -21,6 +21,7 @@ from falproxy.core.errors import ClientDisconnected, PayloadTooLarge, RequestTim
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
+from falproxy.relay.exchange import await_relay
 from falproxy.standalone.native.response import (
     CHUNKED_END,
     CONTINUE,
@@ -262,10 +263,6 @@ class NativeExchange:
         assert task is not None
         self._relay_task, self._relay_record, self._relay_done = task, record, body_done
         try:
-            await relay
-        except asyncio.CancelledError:
-            if not self._relay_cancelled:
-                raise
-            task.uncancel()  # the client left: the relay ends quietly, outcome client_gone
+            await await_relay(relay, task, lambda: self._relay_cancelled)
         finally:
             self._relay_task = self._relay_record = self._relay_done = None
