@@ -8,5 +8,6 @@ off, and no per-call machinery beyond what a relayed call needs. See :mod:`.clie
 from falproxy.client.client import LeanClient
 from falproxy.client.connection import MAX_RESPONSE_HEAD_BYTES
 from falproxy.client.response import UpstreamResponse
+from falproxy.client.settings import UpstreamSettings
 
-__all__ = ["MAX_RESPONSE_HEAD_BYTES", "LeanClient", "UpstreamResponse"]
+__all__ = ["MAX_RESPONSE_HEAD_BYTES", "LeanClient", "UpstreamResponse", "UpstreamSettings"]

@@ -19,15 +19,11 @@ from falproxy.client.connection import UpstreamConnection
 from falproxy.client.pool import Pool
 from falproxy.client.request import Target, declared_length, encode_head, parse_target
 from falproxy.client.response import UpstreamResponse
-from falproxy.client.tls import upstream_ssl_context
+from falproxy.client.settings import UpstreamSettings
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 
 Body = bytes | AsyncIterator[bytes] | None
 
-# An idle pooled connection is closed after this long: shorter than the keep-alive time of
-# common servers (nginx 75 s, most load balancers 60 s), so the upstream rarely closes one
-# just as a request is sent on it; aiohttp's default, which the relay used before.
-KEEPALIVE_IDLE_SECONDS = 15.0
 # A bytes body at most this large is written together with the head (one send); larger
 # ones are written after it, so a big body is not copied.
 COALESCE_BODY_BYTES = 16 * 1024
@@ -48,20 +44,11 @@ class _Stale(Exception):
 class LeanClient:
     """Upstream HTTP/1.1 client of the relay; the pool opens lazily in the running loop."""
 
-    def __init__(
-        self,
-        *,
-        connect_timeout: float,
-        idle_timeout: float,
-        ca_file: str | None = None,
-        max_idle: int = 256,
-    ) -> None:
-        self.connect_timeout = connect_timeout
-        self.idle_timeout = idle_timeout
-        self.ca_file = ca_file
-        self.max_idle = max_idle
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.settings = settings
+        self.connect_timeout = settings.connect_timeout
+        self.idle_timeout = settings.idle_timeout
         self._pool: Pool | None = None
-        self._ssl: ssl.SSLContext | None = None
         self._live: set[UpstreamConnection] = set()
 
     @property
@@ -116,7 +103,10 @@ class LeanClient:
             raise UpstreamUnavailable() from None
         pool = self._pool
         if pool is None:
-            pool = self._pool = Pool(max_idle=self.max_idle, idle_seconds=KEEPALIVE_IDLE_SECONDS)
+            settings = self.settings
+            pool = self._pool = Pool(
+                max_idle=settings.max_idle, idle_seconds=settings.keepalive_idle
+            )
         try:
             async with asyncio.timeout(head_timeout):
                 for attempt in (0, 1):
@@ -142,9 +132,7 @@ class LeanClient:
         loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if target.scheme == "https":
-            if self._ssl is None:
-                self._ssl = upstream_ssl_context(self.ca_file)
-            tls = self._ssl
+            tls = self.settings.ssl_context()
         origin = target.origin
         try:
             async with asyncio.timeout(self.connect_timeout):

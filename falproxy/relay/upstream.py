@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from falproxy.client import LeanClient, UpstreamResponse
+from falproxy.client import LeanClient, UpstreamResponse, UpstreamSettings
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamBroken
 from falproxy.core.headers import Headers, client_response_headers
@@ -27,9 +27,6 @@ from falproxy.relay.body import Body
 from falproxy.relay.exchange import ResponseSink
 
 logger = logging.getLogger("falproxy.relay")
-
-# Idle pooled connections kept per proxy, like the 256 keep-alive slots before.
-MAX_IDLE_CONNECTIONS = 256
 
 
 @dataclass(slots=True)
@@ -63,12 +60,8 @@ class UpstreamClient:
 
     def __init__(self, config: ProxyConfig) -> None:
         self._config = config
-        self.client = LeanClient(
-            connect_timeout=config.connect_timeout,
-            idle_timeout=config.stream_idle_timeout,
-            ca_file=config.upstream_ca_file,
-            max_idle=MAX_IDLE_CONNECTIONS,
-        )
+        self.settings = UpstreamSettings.from_config(config)
+        self.client = LeanClient(self.settings)
 
     @property
     def idle_timeout(self) -> float:

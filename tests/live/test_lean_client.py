@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from falproxy.client import MAX_RESPONSE_HEAD_BYTES, LeanClient, UpstreamResponse
+from falproxy.client import MAX_RESPONSE_HEAD_BYTES, LeanClient, UpstreamResponse, UpstreamSettings
 from falproxy.client.connection import READ_HIGH_WATER
 from falproxy.core.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnavailable
 from tests.support.faulty_upstream import closed_port
@@ -38,7 +38,7 @@ ONE_READ = 256 * 1024
 def client(**options: float | int | str | None) -> LeanClient:
     settings: dict[str, float | int | str | None] = {"connect_timeout": 5.0, "idle_timeout": 5.0}
     settings.update(options)
-    return LeanClient(**settings)  # type: ignore[arg-type]
+    return LeanClient(UpstreamSettings(**settings))  # type: ignore[arg-type]
 
 
 async def fetch(
@@ -129,9 +129,8 @@ async def test_an_idle_connection_the_server_closed_is_dropped_and_never_used() 
 
 
 async def test_idle_pooled_connections_expire(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("falproxy.client.client.KEEPALIVE_IDLE_SECONDS", 0.2)
     with scripted_upstream(always(OK)) as upstream:
-        lean = client()
+        lean = client(keepalive_idle=0.2)
         await fetch(lean, url(upstream))
         assert lean.idle_connections == 1
         await wait_until(lambda: lean.open_connections == 0)
