@@ -108,6 +108,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
         " directly, WebSockets handed to uvicorn) or `asgi` (uvicorn's own HTTP protocol)."
         " `--server` overrides it.",
     ),
+    "max_connections": (
+        "Limits and timeouts",
+        "Open client connections per `falproxy serve` worker. At the cap, connections that"
+        " have not sent a complete request head are closed first (oldest first), and from"
+        " three quarters of it heads must arrive within 2 s. Empty: what the open-file limit"
+        " allows (`ulimit -n`, raised to its hard limit at start), about half of it after a"
+        " reserve; a value the limit cannot honour stops start-up.",
+    ),
     "shutdown_grace": (
         "Limits and timeouts",
         "Seconds running calls may take to finish after SIGTERM.",

@@ -316,8 +316,11 @@ class Operations:
     access_log_format: str
     fake_url: str | None
     server: str
+    max_connections: int | None
 
     def __post_init__(self) -> None:
+        if self.max_connections is not None:
+            _positive("max_connections", self.max_connections, integer=True)
         for name in ("health_path", "ready_path", "metrics_path"):
             _path(name, getattr(self, name))
         _boolean("metrics", self.metrics)

@@ -285,6 +285,10 @@ class ProxyConfig:
         "native", TEXT, "HTTP front end of falproxy serve: native (llhttp) or asgi (uvicorn).",
         env="FALPROXY_SERVER", group="operations",
     )
+    max_connections: int | None = setting(
+        None, INTEGER, "Open client connections per worker; empty: what `ulimit -n` allows.",
+        env="FALPROXY_MAX_CONNECTIONS", group="operations",
+    )
     # fmt: on
 
     def __post_init__(self) -> None:

@@ -21,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from falproxy.config.file import config_from_sources
 from falproxy.core.errors import HeadersTooLarge
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
+from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed, worker_cap
 
 __all__ = [
     "GuardedH11Protocol",
@@ -39,6 +42,7 @@ __all__ = [
     "HeadWatch",
     "configured_header_timeout",
     "refusal_bytes",
+    "worker_connection_cap",
 ]
 
 # RFC 6585 section 5: the head is refused as a whole; the connection cannot be reused.
@@ -52,6 +56,18 @@ def configured_header_timeout() -> float:
     Read once per worker, from the same sources the worker's app is built from.
     """
     return config_from_sources(os.environ).header_timeout
+
+
+_CAPS: weakref.WeakKeyDictionary[ServerState, ConnectionCap] = weakref.WeakKeyDictionary()
+
+
+def worker_connection_cap(server_state: ServerState) -> ConnectionCap:
+    """The connection cap of the uvicorn server owning ``server_state`` (one per worker)."""
+    cap = _CAPS.get(server_state)
+    if cap is None:
+        configured = config_from_sources(os.environ).max_connections
+        cap = _CAPS[server_state] = ConnectionCap(worker_cap(configured))
+    return cap
 
 
 def refusal_bytes() -> bytes:
@@ -74,10 +90,12 @@ class HeadWatch:
         self._timer: asyncio.TimerHandle | None = None
         self.received = 0
 
-    def start(self) -> None:
-        """A head is under way: arm its deadline unless already armed."""
+    def start(self, seconds: float | None = None) -> None:
+        """A head is under way: arm its deadline (``seconds``, else the configured
+        timeout) unless already armed."""
         if self._timer is None:
-            self._timer = self._loop.call_later(self._timeout, self._on_timeout)
+            timeout = self._timeout if seconds is None else seconds
+            self._timer = self._loop.call_later(timeout, self._on_timeout)
 
     def room(self) -> int:
         """How many more head bytes may be read before the head is too large."""
@@ -99,11 +117,50 @@ class _Guard:
     loop: asyncio.AbstractEventLoop
     _head: HeadWatch
 
+    server_state: ServerState
+    flow: Any  # uvicorn's FlowControl
+    _cap: ConnectionCap
+    _head_seconds: float
+    _paused_for_write: bool
+
     def _init_guard(self) -> None:
         timeout = self.header_timeout
         if timeout is None:
             timeout = configured_header_timeout()
+        self._head_seconds = timeout
         self._head = HeadWatch(self.loop, timeout, self._head_timed_out)
+        self._cap = worker_connection_cap(self.server_state)
+        self._paused_for_write = False
+
+    def _admit(self) -> None:
+        """Take a place under the connection cap (shedding a headless one), or drop this."""
+        try:
+            self._cap.admit(self, self._shed)
+        except Shed:
+            self.transport.abort()
+            return
+        self._arm_head()
+
+    def _arm_head(self) -> None:
+        seconds = PRESSED_HEAD_SECONDS if self._cap.pressed else self._head_seconds
+        self._head.start(min(seconds, self._head_seconds))
+
+    def _shed(self) -> None:
+        self._head.done()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # Flow control: a client that does not read its responses is not read from either, so
+    # pipelined requests wait in its own socket buffers instead of the proxy's memory.
+    def _write_blocked(self) -> None:
+        if not self._paused_for_write:
+            self._paused_for_write = True
+            self.flow.pause_reading()
+
+    def _write_unblocked(self) -> None:
+        if self._paused_for_write:
+            self._paused_for_write = False
+            self.flow.resume_reading()
 
     def _awaiting_head(self) -> bool:
         raise NotImplementedError
@@ -126,10 +183,11 @@ class _Guard:
             self._feed(piece)
             if not self._awaiting_head():
                 self._head.done()
+                self._cap.busy(self)
             elif not self.transport.is_closing():
                 # Still unfinished: time it from now. A head that arrives whole (the usual
                 # case, one packet) never arms a timer, so keep-alive calls pay nothing.
-                self._head.start()
+                self._arm_head()
 
     def _refuse_head(self) -> None:
         self._head.done()
@@ -155,11 +213,26 @@ class GuardedH11Protocol(_Guard, H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head.start()  # a connection that never sends a byte is timed too
+        self._admit()  # and a connection that never sends a byte is timed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head.done()
+        self._cap.leave(self)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._write_blocked()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_unblocked()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._cap.headless(self, self._shed)
+        if self.flow.write_paused:
+            self._write_blocked()
 
     def data_received(self, data: bytes) -> None:
         self._guarded_data_received(data)
@@ -181,11 +254,26 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head.start()  # a connection that never sends a byte is timed too
+        self._admit()  # and a connection that never sends a byte is timed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head.done()
+        self._cap.leave(self)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._write_blocked()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_unblocked()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._cap.headless(self, self._shed)
+        if self.flow.write_paused:
+            self._write_blocked()
 
     def data_received(self, data: bytes) -> None:
         self._guarded_data_received(data)
@@ -193,6 +281,7 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head.done()
+        self._cap.busy(self)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -2,7 +2,9 @@
 
 The body arrives from the parser into a bounded buffer (reading pauses past
 :data:`BODY_HIGH_WATER`); the response is written straight to the transport, waiting for
-the transport to drain when the client reads slowly. The client leaving is known at
+the transport to drain when the client reads slowly — at most ``send_timeout`` seconds
+(the stream idle timeout): a client that stops reading is dropped, and the relay and its
+upstream connection are released, instead of being held open by it. The client leaving is known at
 once (``connection_lost``): mid-body, reading the body raises ``ClientDisconnected``;
 once the body is in, the relay is cancelled and the call recorded ``client_gone``, as
 :class:`~falproxy.asgi.exchange.AsgiExchange` does with its disconnect watcher.
@@ -22,13 +24,8 @@ from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
 from falproxy.relay.exchange import await_relay
-from falproxy.standalone.native.response import (
-    CHUNKED_END,
-    CONTINUE,
-    Framing,
-    chunk,
-    response_head,
-)
+from falproxy.wire.framing import CHUNKED_END, CONTINUE, Framing, chunk
+from falproxy.wire.writer import response_head
 
 if TYPE_CHECKING:
     from falproxy.standalone.native.protocol import NativeHttpProtocol
@@ -49,6 +46,7 @@ class NativeExchange:
         "_relay_done",
         "_relay_record",
         "_relay_task",
+        "_send_timeout",
         "_waiter",
         "body",
         "body_complete",
@@ -72,8 +70,10 @@ class NativeExchange:
         keep_alive: bool,
         expect_continue: bool,
         body_complete: bool,
+        send_timeout: float,
     ) -> None:
         self._conn = conn
+        self._send_timeout = send_timeout
         self.scope = scope
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
@@ -86,7 +86,7 @@ class NativeExchange:
         self.response_started = False
         self.response_complete = False
         self.closes = False  # the connection closes after this response
-        self._framing = Framing.NONE
+        self._framing: Framing = Framing.NONE
         self._left = 0
         self._held = b""  # a response head not written yet
         self._waiter: asyncio.Future[None] | None = None
@@ -195,7 +195,7 @@ class NativeExchange:
     async def send_body(self, data: bytes) -> None:
         conn = self._conn
         if conn.write_paused and not self.lost:
-            await conn.drain()
+            await self._drain()
         if self.lost or not data:
             return
         framing = self._framing
@@ -205,10 +205,20 @@ class NativeExchange:
             if len(data) > self._left:
                 raise RuntimeError("response body longer than its Content-Length")
             self._left -= len(data)
-        elif framing != Framing.CLOSE:
+        elif framing is not Framing.CLOSE:
             return  # no body on the wire (HEAD, 204, 304)
         held, self._held = self._held, b""
         conn.write(held + data if held else data)
+
+    async def _drain(self) -> None:
+        """Wait for the client to read; drop it if it reads nothing for ``send_timeout``."""
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self._conn.drain()
+        except TimeoutError:
+            self.lost = True
+            self._conn.abort()
+            raise ClientDisconnected() from None
 
     async def end_response(self) -> None:
         if self.lost:

@@ -1,20 +1,24 @@
 """``NativeHttpProtocol``: one client connection of ``falproxy serve``, parsed with llhttp.
 
-A connection serves its requests strictly one at a time, in order:
+The connection is a :class:`~falproxy.wire.states.Machine` over the server table of
+:mod:`falproxy.wire.states`; this class owns it and is the only one that fires events.
+Requests are served strictly one at a time, in order:
 
-* **head**: bytes are fed to the parser up to the head's blank line only; the head is
-  capped at ``MAX_REQUEST_HEAD_BYTES`` (431) and timed by ``header_timeout`` while it
-  arrives (the same :class:`~falproxy.standalone.protocols.HeadWatch` as the guarded
-  uvicorn protocols); a connection that sends nothing is timed too. A parse error is a
-  JSON 400 and the connection closes.
-* **hand-over**: a WebSocket (any Upgrade) request, or in fake mode a ``/_fake`` path, is
-  given with the connection to the guarded uvicorn protocol, fed the exact bytes the
-  client sent from that request on (:mod:`falproxy.standalone.native.framing`).
-* **body**: fed per its framing into the request's bounded buffer; bytes past the end of
-  the message are kept raw, and reading pauses while they (pipelined requests) or the
-  body buffer pass the high-water mark.
-* **response**: written by the :class:`~falproxy.standalone.native.exchange.NativeExchange`;
-  once complete, the next pipelined request starts, or the keep-alive timer is armed.
+* **head** (``IDLE``/``HEAD``): bytes are fed to the strict parser up to the head's blank
+  line only; the head is capped at ``MAX_REQUEST_HEAD_BYTES`` (431) and timed by
+  ``header_timeout`` (shorter near the connection cap); a connection that sends nothing
+  is timed too. A parse error is a JSON 400 and the connection closes.
+* **body** (``BODY``): fed per its framing into the request's bounded buffer; bytes past
+  the end of the message stay raw, and reading pauses while they (pipelined requests) or
+  the body buffer pass the high-water mark.
+* **response** (``RESPONDING``): written by the
+  :class:`~falproxy.standalone.native.exchange.NativeExchange`; pipelined bytes wait.
+  Once complete, the next request starts only when the client has read the response
+  (``FLUSHING`` until the transport drains), so a client that pipelines and never reads
+  is held by its own socket buffers, not by the proxy's memory.
+* **upgrade**: a WebSocket handshake (or in fake mode a ``/_fake`` path) is given, with
+  the connection, to the guarded uvicorn protocol, fed the exact bytes the client sent
+  from that request on (:mod:`falproxy.standalone.native.framing`).
 
 uvicorn's bookkeeping is kept: ``server_state.connections``/``tasks`` (graceful shutdown
 waits for them), ``total_requests``, ``default_headers`` (Date) and ``shutdown()``.
@@ -35,20 +39,24 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
-from falproxy.asgi.app import FalProxy
 from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.core.types import Scope
+from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed
 from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
 from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
-from falproxy.standalone.native.response import STATUS_LINES, encode_defaults
 from falproxy.standalone.protocols import (
     GuardedHttpToolsProtocol,
     HeadWatch,
     configured_header_timeout,
     refusal_bytes,
+    worker_connection_cap,
 )
+from falproxy.wire.framing import Framing, request_framing
+from falproxy.wire.parsers import request_parser
+from falproxy.wire.states import HEADLESS, Machine, Server, ServerEvent, server_machine
+from falproxy.wire.writer import STATUS_LINES, header_lines
 
 logger = logging.getLogger("falproxy.server")
 
@@ -59,11 +67,8 @@ PIPELINE_HIGH_WATER: Final = 64 * 1024
 # (nginx's lingering close, RFC 9112 section 9.6).
 LINGER_SECONDS: Final = 2.0
 MALFORMED: Final = "Malformed HTTP request"
-
-# Connection states.
-_HEAD, _BODY, _WAIT, _LINGER, _DONE = range(5)
-# Body framings of a request.
-_NO_BODY, _LENGTH, _CHUNKED = range(3)
+# Errors of a request llhttp (or the check that it stopped where feeding stopped) refuses.
+_UNPARSABLE: Final = (httptools.HttpParserError, ValueError, UnicodeDecodeError)
 
 _SERVED: weakref.WeakKeyDictionary[Config, Served] = weakref.WeakKeyDictionary()
 
@@ -71,16 +76,15 @@ _SERVED: weakref.WeakKeyDictionary[Config, Served] = weakref.WeakKeyDictionary()
 def _refusal(error: ProxyError, defaults: bytes) -> bytes:
     """A whole JSON refusal that closes the connection, written outside any call."""
     headers = [*error.response_headers(), (b"connection", b"close")]
-    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return STATUS_LINES[error.status] + defaults + lines + b"\r\n" + error.body()
+    return STATUS_LINES[error.status] + defaults + header_lines(headers) + b"\r\n" + error.body()
 
 
-class _Mismatch(Exception):
+class _Mismatch(ValueError):
     """The parser framed a message differently from where feeding stopped (fail closed)."""
 
 
 class NativeHttpProtocol(asyncio.Protocol):
-    """uvicorn's HTTP protocol slot, filled with a direct llhttp front end for FalProxy."""
+    """uvicorn's HTTP protocol slot, filled with a direct llhttp front end for the proxy."""
 
     header_timeout: ClassVar[float | None] = None  # None: FALPROXY_HEADER_TIMEOUT
 
@@ -97,24 +101,22 @@ class NativeHttpProtocol(asyncio.Protocol):
         if served is None:
             served = _SERVED[config] = served_app(config.loaded_app)
         self.config = config
-        self.proxy: FalProxy = served.proxy
+        self.proxy = served.proxy
         self._hands_over: Callable[[Scope], bool] | None = served.hands_over
         self.server_state = server_state
         self.app_state = app_state
         self.loop = _loop or asyncio.get_event_loop()
         timeout = self.header_timeout
-        self._head = HeadWatch(
-            self.loop,
-            configured_header_timeout() if timeout is None else timeout,
-            self._head_timed_out,
-        )
+        self._head_seconds = configured_header_timeout() if timeout is None else timeout
+        self._head = HeadWatch(self.loop, self._head_seconds, self._head_timed_out)
+        self._cap: ConnectionCap = worker_connection_cap(server_state)
+        self._state: Machine[Server, ServerEvent] = server_machine()
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self._parser = httptools.HttpRequestParser(self)
-        self._state = _HEAD
+        self._parser = request_parser(self)
         self._inbox: bytes | bytearray = b""  # received bytes not fed to the parser yet
         self._fed = 0  # bytes of the current head (at the start of the inbox) already fed
         self._tail = b""  # the last bytes fed of a chunked body
-        self._framing = _NO_BODY
+        self._framing = Framing.NONE
         self._left = 0  # Content-Length bytes still to feed
         self._exchange: NativeExchange | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None
@@ -135,25 +137,34 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._upgrade = False
         self._keep_alive = True
 
+    @property
+    def state(self) -> Server:
+        return self._state.state
+
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
+        try:
+            self._cap.admit(self, self._shed)
+        except Shed:
+            self._state.fire(ServerEvent.CLOSE)
+            transport.abort()
+            return
         self.server_state.connections.add(self)  # type: ignore[arg-type]
         self._server = get_local_addr(transport)
         self._client = get_remote_addr(transport)
         self._scheme = "https" if is_ssl(transport) else "http"
-        self._head.start()  # a connection that never sends a byte is timed too
+        self._arm_head()  # a connection that never sends a byte is timed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
-        self._state = _DONE
+        self._cap.leave(self)
+        self._state.fire(ServerEvent.CLOSE)
         self._head.done()
         self._cancel_timers()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
         self.write_paused = False
+        self._wake_drain()
         if self._exchange is not None:
             self._exchange.connection_lost()
 
@@ -165,9 +176,10 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
+        self._wake_drain()
+        if self.state is Server.FLUSHING:
+            self._state.fire(ServerEvent.DRAINED)
+            self._ready_for_next()
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is under its low-water mark."""
@@ -176,8 +188,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         await self._drained
 
     def data_received(self, data: bytes) -> None:
-        state = self._state
-        if state in (_LINGER, _DONE):
+        if self.state in (Server.LINGER, Server.CLOSED, Server.UPGRADED):
             return  # discarded
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
@@ -191,33 +202,36 @@ class NativeHttpProtocol(asyncio.Protocol):
             if isinstance(inbox, bytes):
                 inbox = self._inbox = bytearray(inbox)
             inbox += data
-        try:
-            self._advance()
-        except (httptools.HttpParserError, _Mismatch, UnicodeDecodeError):
-            self._malformed()
+        self._advance_safely()
 
     # --- uvicorn's server hooks ----------------------------------------------------------
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the current response."""
         self.keeps_alive = False
-        if self._exchange is None and self._state != _DONE:
-            self.transport.close()
+        if self.state in HEADLESS or self.state is Server.FLUSHING:
+            self._close()
 
     # --- reading requests ----------------------------------------------------------------
 
+    def _advance_safely(self) -> None:
+        try:
+            self._advance()
+        except _UNPARSABLE:
+            self._malformed()
+
     def _advance(self) -> None:
-        """Feed the parser as far as the current request allows."""
+        """Feed the parser as far as the current state allows."""
         while self._inbox:
-            state = self._state
-            if state == _HEAD:
+            state = self.state
+            if state in HEADLESS:
                 if not self._read_head():
                     return
-            elif state == _BODY:
+            elif state is Server.BODY:
                 self._read_body()
-                if self._state == _BODY:
+                if self.state is Server.BODY:
                     return
-            else:  # _WAIT: later requests wait, raw, for the current response to end
+            else:  # later requests wait, raw, until this one is answered and read
                 if len(self._inbox) > PIPELINE_HIGH_WATER:
                     self._pause_reading()
                 return
@@ -227,7 +241,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         if self._fed == 0:
             self._inbox = skip_empty_lines(self._inbox)
             if not self._inbox:
-                self._head.start()
+                self._arm_head()
                 return False
         # Search only the new bytes (and the 3 before them): a dripped head stays linear.
         end = head_end(self._inbox, MAX_REQUEST_HEAD_BYTES, max(0, self._fed - 3))
@@ -235,9 +249,10 @@ class NativeHttpProtocol(asyncio.Protocol):
             if len(self._inbox) >= MAX_REQUEST_HEAD_BYTES:
                 self._refuse_head()
                 return False
+            self._state.fire(ServerEvent.HEAD_BYTES)
             self._feed(self._inbox[self._fed :])  # early 400 for garbage
             self._fed = len(self._inbox)
-            self._head.start()
+            self._arm_head()
             return False
         head, self._inbox = self._inbox[:end], self._inbox[end:]
         with contextlib.suppress(httptools.HttpParserUpgrade):  # handed over below
@@ -255,20 +270,22 @@ class NativeHttpProtocol(asyncio.Protocol):
         if self._upgrade or (self._hands_over is not None and self._hands_over(scope)):
             self._hand_over(bytes(head + self._inbox))
             return
-        framing, length = _NO_BODY, 0
+        framing, length = Framing.NONE, 0
         if not self._message_done:
-            framing, length = self._body_framing()
-        http10 = scope["http_version"] == "1.0"
+            framing, length = request_framing(self._headers)
         exchange = NativeExchange(
             self,
             scope,
-            keep_alive=not http10 and self._keep_alive,
+            keep_alive=scope["http_version"] != "1.0" and self._keep_alive,
             expect_continue=self._expect_continue,
             body_complete=self._message_done,
+            send_timeout=self.proxy.config.stream_idle_timeout,
         )
         self._exchange = exchange
         self._framing, self._left, self._tail = framing, length, b""
-        self._state = _WAIT if self._message_done else _BODY
+        self._cap.busy(self)
+        event = ServerEvent.BODILESS_REQUEST if self._message_done else ServerEvent.REQUEST
+        self._state.fire(event)
         task = self.loop.create_task(self._serve(exchange))
         tasks = self.server_state.tasks
         tasks.add(task)
@@ -296,24 +313,11 @@ class NativeHttpProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
         }
 
-    def _body_framing(self) -> tuple[int, int]:
-        """The framing llhttp accepted: chunked if any Transfer-Encoding (it refuses the
-        rest), else the one Content-Length (it refuses duplicates and non-digits)."""
-        length = -1
-        for name, value in self._headers:
-            if name == b"transfer-encoding":
-                return _CHUNKED, 0
-            if name == b"content-length":
-                length = int(value)
-        if length < 0:
-            raise _Mismatch()
-        return _LENGTH, length
-
     def _read_body(self) -> None:
         exchange = self._exchange
         assert exchange is not None
         inbox = self._inbox
-        if self._framing == _LENGTH:
+        if self._framing is Framing.LENGTH:
             size = min(self._left, len(inbox))
             self._feed(inbox[:size] if size < len(inbox) else inbox)
             self._left -= size
@@ -334,10 +338,10 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._tail = (self._tail + inbox[:fed])[-3:]
             self._inbox = inbox[fed:]
         if self._message_done:
-            self._state = _WAIT
+            self._state.fire(ServerEvent.BODY_END)
             exchange.end_body()
             if exchange.response_complete:
-                self._next_request(exchange)
+                self._after_response(exchange)
         elif len(exchange.body) > BODY_HIGH_WATER:
             self._pause_reading()
 
@@ -348,7 +352,7 @@ class NativeHttpProtocol(asyncio.Protocol):
     # --- parser callbacks (llhttp) -------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._state != _HEAD:
+        if self.state not in HEADLESS:
             raise _Mismatch()  # a message began past where this one should have ended
         self._headers_done = self._message_done = self._upgrade = False
         self._url = b""
@@ -388,42 +392,46 @@ class NativeHttpProtocol(asyncio.Protocol):
             logger.exception("error serving a request")
         finally:
             if not exchange.response_complete and not exchange.lost:
-                # Never finished (the upstream broke off, or an error): the client must
-                # see a truncated response, never a complete-looking one.
+                # Never finished (the upstream broke off, the client stalled, an error):
+                # the client must see a truncated response, never a complete-looking one.
                 if not exchange.response_started:
                     self.write(_refusal(ProxyError(), self.default_headers()))
                 exchange.flush_head()
-                self._state = _DONE
-                self.transport.close()
+                self._close()
 
     def response_done(self, exchange: NativeExchange) -> None:
-        """The response is complete: serve the next request, or close."""
+        """The exchange wrote its whole response."""
         self.server_state.total_requests += 1
         if exchange.closes:
             if exchange.body_complete:
-                self._state = _DONE
-                self.transport.close()
+                self._close()
             else:
                 self._linger()
-            return
-        if self._state == _WAIT:
-            self._next_request(exchange)
-        # _BODY: the body is still arriving; the next request starts once it has.
+        elif self.state is Server.RESPONDING:
+            self._after_response(exchange)
+        # BODY: the body is still arriving (the response kept the connection alive only
+        # if the body had ended when it started, so this cannot last); see _read_body.
 
-    def _next_request(self, exchange: NativeExchange) -> None:
+    def _after_response(self, exchange: NativeExchange) -> None:
         if self._exchange is exchange:
             self._exchange = None
-        self._state = _HEAD
         self._message_done = False
-        self._resume_reading()
         if not self.keeps_alive:
-            self._state = _DONE
-            self.transport.close()
-        elif self._inbox:
-            try:
-                self._advance()
-            except (httptools.HttpParserError, _Mismatch, UnicodeDecodeError):
-                self._malformed()
+            self._close()
+        elif self.write_paused:
+            # The client has not read this response: the next request waits for it.
+            self._state.fire(ServerEvent.WRITE_BLOCKED)
+            self._pause_reading()
+        else:
+            self._state.fire(ServerEvent.KEEP_ALIVE)
+            self._ready_for_next()
+
+    def _ready_for_next(self) -> None:
+        """IDLE again: serve a pipelined request, or wait (timed) for the next one."""
+        self._cap.headless(self, self._shed)
+        self._resume_reading()
+        if self._inbox:
+            self._advance_safely()
         else:
             self._keep_alive_timer = self.loop.call_later(
                 self.config.timeout_keep_alive, self._keep_alive_expired
@@ -439,10 +447,25 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def body_drained(self) -> None:
         """The relay took the buffered body: read on unless later requests fill the inbox."""
-        if self._reading_paused and self._state == _BODY:
+        if self._reading_paused and self.state is Server.BODY:
             self._resume_reading()
 
     # --- endings -------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        self._state.fire(ServerEvent.CLOSE)
+        self._head.done()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection and whatever it has not sent (a client that stopped reading)."""
+        self._state.fire(ServerEvent.CLOSE)
+        self.transport.abort()
+
+    def _shed(self) -> None:
+        """Closed to make room under the connection cap (it had no complete head)."""
+        self._close()
 
     def _malformed(self) -> None:
         """A request llhttp refuses: 400 JSON, then close (its framing cannot be trusted)."""
@@ -451,36 +474,35 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._inbox = b""
         if exchange is not None and not exchange.response_complete:
             # The call in flight answers it (its body is unreadable) and the connection closes.
-            self._state = _LINGER
+            self._state.fire(ServerEvent.LINGER)
             exchange.keep_alive = False
             exchange.fail_body(BadRequest(MALFORMED))
             return
-        self._state = _DONE
-        if not self.transport.is_closing():
-            self.transport.write(_refusal(BadRequest(MALFORMED), self.default_headers()))
-            self.transport.close()
+        self.write(_refusal(BadRequest(MALFORMED), self.default_headers()))
+        self._close()
 
     def _refuse_head(self) -> None:
-        self._head.done()
-        self._state = _DONE
-        self.transport.write(refusal_bytes())
-        self.transport.close()
+        self.write(refusal_bytes())
+        self._close()
+
+    def _arm_head(self) -> None:
+        seconds = PRESSED_HEAD_SECONDS if self._cap.pressed else self._head_seconds
+        self._head.start(min(seconds, self._head_seconds))
 
     def _head_timed_out(self) -> None:
         self._head.done()
-        if self._state == _HEAD and self._exchange is None and not self.transport.is_closing():
-            self._state = _DONE
-            self.transport.close()  # like nginx's client_header_timeout: no answer, just close
+        if self.state in HEADLESS and not self.transport.is_closing():
+            self._close()  # like nginx's client_header_timeout: no answer, just close
 
     def _keep_alive_expired(self) -> None:
         self._keep_alive_timer = None
-        if self._state == _HEAD and not self._inbox and not self.transport.is_closing():
-            self._state = _DONE
-            self.transport.close()
+        if self.state is Server.IDLE and not self._inbox and not self.transport.is_closing():
+            self._close()
 
     def _linger(self) -> None:
         """Answered before the body was read: stop writing, drain what comes, then close."""
-        self._state = _LINGER
+        if self.state is not Server.LINGER:  # a malformed body entered it already
+            self._state.fire(ServerEvent.LINGER)
         self._inbox = b""
         self._resume_reading()
         transport = self.transport
@@ -495,6 +517,11 @@ class NativeHttpProtocol(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._keep_alive_timer = self._linger_timer = None
+
+    def _wake_drain(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _pause_reading(self) -> None:
         if not self._reading_paused:
@@ -513,9 +540,10 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._resume_reading()
         self._cancel_timers()
         self._head.done()
-        self._state = _DONE
+        self._state.fire(ServerEvent.UPGRADE)
         self._inbox = b""
         self.server_state.connections.discard(self)
+        self._cap.leave(self)
         successor = GuardedHttpToolsProtocol(
             self.config, self.server_state, self.app_state, _loop=self.loop
         )
@@ -531,6 +559,6 @@ def _encoded_defaults(headers: list[tuple[bytes, bytes]]) -> bytes:
     """The encoded default headers, re-encoded only when uvicorn replaced the list."""
     if _DEFAULTS_CACHE[0] is not headers:
         _DEFAULTS_CACHE[0] = headers
-        _DEFAULTS_CACHE[1] = encode_defaults(headers)
+        _DEFAULTS_CACHE[1] = header_lines(headers)
     encoded: bytes = _DEFAULTS_CACHE[1]
     return encoded
