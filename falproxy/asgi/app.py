@@ -107,7 +107,7 @@ class FalProxy(ProxyBase):
 
     async def serve_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one proxied call whatever the path: for routes a framework matched."""
-        await serve_route(self, AsgiExchange(scope, receive, send))
+        await serve_route(self, AsgiExchange(scope, receive, send, self.config.stream_idle_timeout))
 
     async def serve_http(self, exchange: Exchange) -> None:
         """Route one HTTP request of a server that is all proxy: the proxy route, an
@@ -127,4 +127,4 @@ class FalProxy(ProxyBase):
         return await self.ops.answer(endpoint, scope["method"], scope["headers"])
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.serve_http(AsgiExchange(scope, receive, send))
+        await self.serve_http(AsgiExchange(scope, receive, send, self.config.stream_idle_timeout))

@@ -2,7 +2,10 @@
 
 The body comes from ``receive`` messages and the response goes out as ``send`` messages.
 ASGI reports a client that leaves only through ``receive``, so while a response is
-relayed a watcher task reads it and cancels the relay on ``http.disconnect``.
+relayed a watcher task reads it and cancels the relay on ``http.disconnect``. A client
+that stays connected but stops reading blocks ``send`` in the server's flow control: after
+``send_timeout`` (the stream idle timeout) the call ends as the client's departure, so the
+relay and its upstream connection are released.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from falproxy.asgi.body import stream_body
 from falproxy.asgi.responses import send_answer
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock
+from falproxy.core.errors import ClientDisconnected
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Receive, Scope, Send
@@ -24,12 +28,15 @@ from falproxy.relay.exchange import await_relay
 class AsgiExchange:
     """An ASGI request: ``scope``, ``receive`` and ``send``, as the relay wants them."""
 
-    __slots__ = ("_receive", "_send", "scope")
+    __slots__ = ("_receive", "_send", "_send_timeout", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, send_timeout: float | None = None
+    ) -> None:
         self.scope = scope
         self._receive = receive
         self._send = send
+        self._send_timeout = send_timeout
 
     def body_chunks(self, max_bytes: int, clock: BodyClock) -> AsyncIterator[bytes]:
         return stream_body(self._receive, max_bytes, clock)
@@ -41,7 +48,15 @@ class AsgiExchange:
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def send_body(self, chunk: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        if self._send_timeout is None:
+            await self._send(message)
+            return
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self._send(message)
+        except TimeoutError:
+            raise ClientDisconnected() from None
 
     async def end_response(self) -> None:
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})

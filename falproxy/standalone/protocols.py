@@ -274,6 +274,10 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         self._cap.headless(self, self._shed)
         if self.flow.write_paused:
             self._write_blocked()
+        elif self.pipeline:
+            # uvicorn resumes reading after every response, even with requests still
+            # queued: each read would add thousands more. Read on once the queue is empty.
+            self.flow.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         self._guarded_data_received(data)
