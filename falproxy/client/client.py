@@ -4,14 +4,22 @@ The relay's upstream client. It sends the request head and body exactly as given
 ``Host`` and body framing when absent), waits for the response head within the head
 timeout, and hands back an :class:`UpstreamResponse` whose body is read chunk by chunk.
 Failures before the response starts are ``UpstreamUnavailable`` (502) or
-``UpstreamTimeout`` (504); after it, ``UpstreamBroken``. An exception raised by the
-request-body iterator propagates unchanged, so the relay can answer 413, 408 or note that
-the client left.
+``UpstreamTimeout`` (504), each logged once as a warning naming its cause (which host,
+which phase, which error; never a header); after it, ``UpstreamBroken``. An exception
+raised by the request-body iterator propagates unchanged, so the relay can answer 413,
+408 or note that the client left.
+
+A request is sent a second time only when fal cannot have acted on the first: no byte of
+it reached the connection, or its method is idempotent (:class:`UpstreamSettings`). A POST
+written to a kept-alive connection that then dies without answering is a 502, never a
+resend: fal may already be running (and billing) the inference.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -23,6 +31,8 @@ from falproxy.client.settings import UpstreamSettings
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 
 Body = bytes | AsyncIterator[bytes] | None
+
+logger = logging.getLogger("falproxy.upstream")
 
 # A bytes body at most this large is written together with the head (one send); larger
 # ones are written after it, so a big body is not copied.
@@ -37,8 +47,23 @@ class _BodyFailed(Exception):
         self.error = error
 
 
-class _Stale(Exception):
-    """A reused connection died before any byte of the response: it may be retried."""
+class _Unanswered(Exception):
+    """A reused connection ended before any byte of the response.
+
+    ``unsent``: not one byte of the request reached the connection, so the upstream cannot
+    have acted on it. Otherwise it may have (it read the request, then closed).
+    """
+
+    def __init__(self, *, unsent: bool) -> None:
+        super().__init__()
+        self.unsent = unsent
+
+
+def failed(error: UpstreamUnavailable, cause: str) -> UpstreamUnavailable:
+    """``error`` with its ``cause``, logged once (the only place upstream failures are)."""
+    error.cause = cause
+    logger.warning("%s (%d): %s", error.default_detail, error.status, cause)
+    return error
 
 
 class LeanClient:
@@ -86,11 +111,10 @@ class LeanClient:
     ) -> UpstreamResponse:
         """Send one request and return once the response head arrived.
 
-        A reused connection that fails before any response byte is retried once on a new
-        connection, but only for no body or a bytes body: those can be sent again whole,
-        and nothing of the answer was seen, so the upstream never answered that attempt (the
-        usual race of a request crossing the server's close of an idle keep-alive
-        connection). A streamed body was consumed by the first attempt and is never retried.
+        A pooled connection that ends before any response byte is replaced by a new one
+        and the request sent again only if it can be sent whole again (no body, or a bytes
+        body) and fal cannot have acted on it (nothing of it was written, or the method is
+        idempotent). A streamed body was consumed by the first attempt and is never resent.
         """
         try:
             target = parse_target(url)
@@ -99,41 +123,51 @@ class LeanClient:
             size = len(body) if isinstance(body, bytes) else None
             chunked = streamed and length is None
             head = encode_head(method, target, headers, length=size, chunked=chunked)
-        except ValueError:
-            raise UpstreamUnavailable() from None
+        except ValueError as exc:
+            raise failed(UpstreamUnavailable(), f"the request cannot be written: {exc}") from None
         pool = self._pool
         if pool is None:
             settings = self.settings
             pool = self._pool = Pool(
                 max_idle=settings.max_idle, idle_seconds=settings.keepalive_idle
             )
+        where = f"{target.host}:{target.port}"
+        phase = "connecting to"
         try:
             async with asyncio.timeout(head_timeout):
                 for attempt in (0, 1):
                     conn = pool.take(target.origin) if attempt == 0 else None
                     if conn is None:
+                        phase = "connecting to"
                         conn = await self._connect(target)
+                    phase = "waiting for the response head of"
                     try:
                         return await self._exchange(conn, method, head, body, chunked, length)
-                    except _Stale:
+                    except _Unanswered as unanswered:
                         conn.close()
-                        if streamed or attempt:
-                            raise UpstreamUnavailable() from None
+                        resend = unanswered.unsent or self.settings.may_resend(method)
+                        if streamed or attempt or not resend:
+                            raise failed(
+                                UpstreamUnavailable(),
+                                f"{where} closed the connection without answering"
+                                + ("" if resend else f" (a {method} is never sent twice)"),
+                            ) from None
                     except BaseException:
                         conn.close()
                         raise
-        except _BodyFailed as failed:
-            raise failed.error from None
+        except _BodyFailed as error:
+            raise error.error from None
         except TimeoutError:
-            raise UpstreamTimeout() from None
+            raise failed(
+                UpstreamTimeout(), f"timed out {phase} {where} after {head_timeout:g} s"
+            ) from None
         raise UpstreamUnavailable()  # not reached: the loop returns or raises
 
     async def _connect(self, target: Target) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        tls: ssl.SSLContext | None = None
-        if target.scheme == "https":
-            tls = self.settings.ssl_context()
+        tls = self.settings.ssl_context() if target.scheme == "https" else None
         origin = target.origin
+        where = f"{target.host}:{target.port}"
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
@@ -145,14 +179,35 @@ class LeanClient:
                     ssl_handshake_timeout=self.connect_timeout if tls else None,
                 )
         except TimeoutError:
-            raise  # too slow to connect or to finish the handshake: 504, like the head
-        except (OSError, ssl.SSLError, ssl.CertificateError):
-            raise UpstreamUnavailable() from None
+            raise failed(
+                UpstreamTimeout(),
+                f"connecting to {where} (TCP and TLS) took over {self.connect_timeout:g} s",
+            ) from None
+        except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
+            raise failed(UpstreamUnavailable(), self._connect_cause(target, exc)) from None
         if conn.lost:
-            raise UpstreamUnavailable()
+            raise failed(UpstreamUnavailable(), f"{where} closed the connection at once")
         conn.on_gone = self._live.discard
         self._live.add(conn)
         return conn
+
+    def _connect_cause(self, target: Target, exc: BaseException) -> str:
+        """Why a connection could not be opened, for the operator (no secrets involved)."""
+        where = f"{target.host}:{target.port}"
+        if isinstance(exc, socket.gaierror):
+            return f"name resolution failed for {target.host}: {exc.strerror or exc}"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            trusted = self.settings.ca_file or "the system store"
+            reason = exc.verify_message or exc.reason or "verification failed"
+            return f"TLS verification of {target.host} failed ({reason}; trusted CAs: {trusted})"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS handshake with {where} failed ({exc.reason or exc})"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(exc, ConnectionResetError):
+            return f"connection reset by {where}"
+        detail = exc.strerror if isinstance(exc, OSError) else None
+        return f"cannot connect to {where}: {detail or type(exc).__name__}"
 
     async def _exchange(
         self,
@@ -178,19 +233,27 @@ class LeanClient:
             else:
                 conn.write(head)
                 await _send_stream(conn, body, chunked, length)
+            conn.request_sent()
         except ConnectionError:
             if not conn.head_done:
-                raise (
-                    _Stale() if reused and not conn.got_bytes else UpstreamUnavailable()
-                ) from None
+                if reused and not conn.got_bytes:
+                    raise _Unanswered(unsent=conn.sent == 0) from None
+                raise self._broken(conn) from None
             conn.close()  # an early answer (say 413) is still relayed, on a spent connection
         while not conn.head_done:
             if conn.error is not None:
-                raise UpstreamUnavailable()
+                raise self._broken(conn)
             if conn.lost:
-                raise (_Stale() if reused and not conn.got_bytes else UpstreamUnavailable())
+                if reused and not conn.got_bytes:
+                    raise _Unanswered(unsent=conn.sent == 0)
+                raise self._broken(conn)
             await conn.wait(None)  # bounded by the caller's head timeout
         return UpstreamResponse(conn, self.idle_timeout, self._recycle)
+
+    def _broken(self, conn: UpstreamConnection) -> UpstreamUnavailable:
+        _, host, port = conn.origin
+        reason = conn.error or "closed the connection before answering"
+        return failed(UpstreamUnavailable(), f"{host}:{port} {reason}")
 
     def _recycle(self, conn: UpstreamConnection) -> None:
         if self._pool is None:
@@ -222,10 +285,10 @@ async def _send_stream(
             continue
         sent += len(chunk)
         if length is not None and sent > length:
-            raise UpstreamUnavailable()
+            raise failed(UpstreamUnavailable(), "the request body ran past its Content-Length")
         conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await conn.drain()
     if length is not None and sent != length:
-        raise UpstreamUnavailable()
+        raise failed(UpstreamUnavailable(), "the request body ended before its Content-Length")
     if chunked:
         conn.write(b"0\r\n\r\n")

@@ -1,7 +1,8 @@
 """Idle keep-alive connections per origin: bounded, expired when idle, never stale.
 
 A connection enters the pool only after a complete, well-framed response with keep-alive
-(:attr:`UpstreamConnection.reusable`). While idle it is closed after ``idle_seconds``; if
+(:attr:`UpstreamConnection.reusable`) and waits there ``IDLE``
+(:attr:`UpstreamConnection.usable`). While idle it is closed after ``idle_seconds``; if
 the upstream closes it first, ``connection_lost`` takes it out at once, and
 :meth:`Pool.take` checks it again before handing it out.
 """
@@ -33,7 +34,7 @@ class Pool:
         while stack:
             conn = stack.pop()
             self._leave(conn)
-            if conn.reusable:
+            if conn.usable:
                 return conn
             conn.close()
         return None
@@ -43,6 +44,7 @@ class Pool:
         if self._count >= self.max_idle or not conn.reusable:
             conn.close()
             return
+        conn.recycle()
         self._idle.setdefault(conn.origin, []).append(conn)
         self._count += 1
         conn.on_lost = self._discard

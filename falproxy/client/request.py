@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from falproxy.wire.fields import valid_name, valid_value
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# RFC 9110 section 5.6.2: a method is a token; anything else would break the request line.
-TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
 # aiohttp sent "Content-Length: 0" for a bodiless call of any other method; kept as it was.
 BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
-# RFC 9112 section 2.2: a bare CR, LF or NUL in a header splits or smuggles a request.
-FORBIDDEN_IN_HEADERS = (b"\r", b"\n", b"\0")
 
 Origin = tuple[str, str, int]
 
@@ -86,15 +82,14 @@ def encode_head(
     ``chunked`` asks for ``Transfer-Encoding: chunked`` (ignored when the caller framed it).
     """
     raw_method = method.encode("ascii")
-    if not raw_method or not all(char in TOKEN_CHARS for char in raw_method):
+    if not valid_name(raw_method):  # RFC 9110 section 9.1: a method is a token
         raise ValueError("the method is not an HTTP token")
     has_host = has_encoding = False
     given_length: bytes | None = None
     lines = [raw_method, b" ", target.path, b" HTTP/1.1\r\n"]
     for name, value in headers:
-        for bad in FORBIDDEN_IN_HEADERS:
-            if bad in name or bad in value:
-                raise ValueError("a header holds CR, LF or NUL")
+        if not valid_name(name) or not valid_value(value):
+            raise ValueError("a header cannot be written (RFC 9110 section 5)")
         lowered = name.lower()
         if lowered == b"host":
             has_host = True

@@ -31,9 +31,12 @@ a header value or the key. ``outcome`` is what the call's event records.
         ├── HeadersTooLarge         431   refused  too many or too large request headers
         ├── HookFailed              500   refused  a user hook crashed (never fail open)
         ├── UpstreamUnavailable     502   upstream_error  fal unreachable, or it broke the response
+        │   └── UpstreamTimeout     504   upstream_error  fal too slow to connect or answer
         ├── IdentityUnavailable     503   refused  the JWKS could not be fetched
-        ├── LimiterUnavailable      503   refused  rate-limit storage down and failing closed
-        └── UpstreamTimeout         504   upstream_error  fal too slow to connect or answer
+        └── LimiterUnavailable      503   refused  rate-limit storage down and failing closed
+
+Upstream failures carry a ``cause`` (which host, which phase, which error) for the one
+warning the operator reads; it never reaches the client.
 """
 
 from __future__ import annotations
@@ -204,6 +207,17 @@ class UpstreamUnavailable(ProxyError):
     default_detail = "The fal API could not be reached"
     outcome = Outcome.UPSTREAM_ERROR
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        cause: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail, headers=headers)
+        # Why, for the operator's log line (host, phase, errno); never sent to the client.
+        self.cause = cause
+
 
 class IdentityUnavailable(ProxyError):
     """The JWKS could not be fetched: the token may be fine, so this is not a 401."""
@@ -217,7 +231,6 @@ class LimiterUnavailable(ProxyError):
     default_detail = "Rate limiting is unavailable; try again shortly"
 
 
-class UpstreamTimeout(ProxyError):
+class UpstreamTimeout(UpstreamUnavailable):
     status = 504
     default_detail = "The fal API did not answer in time"
-    outcome = Outcome.UPSTREAM_ERROR

@@ -153,16 +153,67 @@ def _stale_after_first(upstream_box: list[ScriptedUpstream]):  # type: ignore[no
     return answer
 
 
-async def test_a_stale_pooled_connection_is_retried_once_for_a_replayable_body() -> None:
+async def test_a_get_on_a_connection_that_died_unanswered_is_sent_again() -> None:
     box: list[ScriptedUpstream] = []
     with scripted_upstream(_stale_after_first(box)) as upstream:
         box.append(upstream)
         lean = client()
         await fetch(lean, url(upstream))
-        answer, data = await fetch(lean, url(upstream), method="POST", body=b"{}")
+        answer, data = await fetch(lean, url(upstream))
         assert answer.status == 200 and data == b'{"ok": true}'
-        assert [r.connection for r in upstream.requests] == [1, 1, 2]
+        assert [r.connection for r in upstream.requests] == [1, 1, 2]  # GET is idempotent
         await lean.aclose()
+
+
+async def test_a_post_the_upstream_read_is_never_sent_twice() -> None:
+    """Issue 18 hole 1: fal read the POST, then the kept-alive connection died unanswered."""
+    box: list[ScriptedUpstream] = []
+    with scripted_upstream(_stale_after_first(box)) as upstream:
+        box.append(upstream)
+        lean = client()
+        await fetch(lean, url(upstream))
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await fetch(lean, url(upstream), method="POST", body=b'{"prompt": "x"}')
+        assert [r.connection for r in upstream.requests] == [1, 1]  # delivered once
+        assert "never sent twice" in (refused.value.cause or "")
+        await lean.aclose()
+
+
+async def test_a_post_the_upstream_dropped_after_working_is_a_502() -> None:
+    """The upstream reads the POST, works a while, then closes (FIN) without answering."""
+    seen: list[Received] = []
+
+    async def answer(received: Received, writer: asyncio.StreamWriter) -> bool:
+        seen.append(received)
+        if len([r for r in seen if r.connection == received.connection]) == 1:
+            writer.write(OK)
+            return True
+        await asyncio.sleep(0.3)
+        return False
+
+    with scripted_upstream(answer) as upstream:
+        lean = client()
+        await fetch(lean, url(upstream))
+        with pytest.raises(UpstreamUnavailable):
+            await fetch(lean, url(upstream), method="POST", body=b"{}")
+        assert len(seen) == 2 and upstream.connections == 1
+        await lean.aclose()
+
+
+async def test_bytes_after_a_complete_response_are_never_merged_into_it() -> None:
+    """Issue 18 hole 5: a second response in the same read, or a body on a 204."""
+    injected = response("299 Injected", b"evil", "x-injected: 1")
+    for first in (OK, b"HTTP/1.1 204 No Content\r\n\r\n"):
+        with scripted_upstream(always(first + injected)) as upstream:
+            lean = client()
+            answer, data = await fetch(lean, url(upstream))
+            assert answer.status == int(first[9:12])
+            assert all(name.lower() != b"x-injected" for name, _ in answer.headers)
+            assert b"evil" not in data
+            assert lean.idle_connections == 0  # the connection is never reused
+            answer, _ = await fetch(lean, url(upstream))
+            assert answer.status == int(first[9:12]) and upstream.connections == 2
+            await lean.aclose()
 
 
 async def test_a_streamed_body_is_never_retried() -> None:
@@ -597,7 +648,9 @@ async def test_tls_with_the_wrong_name_is_a_502_and_nothing_is_sent(tmp_path: Pa
 UVLOOP_CASES = [
     test_sequential_calls_share_one_kept_alive_connection,
     test_an_idle_connection_the_server_closed_is_dropped_and_never_used,
-    test_a_stale_pooled_connection_is_retried_once_for_a_replayable_body,
+    test_a_get_on_a_connection_that_died_unanswered_is_sent_again,
+    test_a_post_the_upstream_read_is_never_sent_twice,
+    test_bytes_after_a_complete_response_are_never_merged_into_it,
     test_chunked_content_length_and_close_framed_bodies,
     test_head_and_204_answers_have_no_body_and_keep_the_connection,
     test_a_truncated_chunked_body_breaks_and_the_connection_is_not_pooled,
