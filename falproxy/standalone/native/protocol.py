@@ -364,6 +364,8 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
+        if value[-1:] in b" \t":  # RFC 9110 section 5.5: trailing OWS is not the value
+            value = value.rstrip(b" \t")
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((name, value))
