@@ -32,6 +32,7 @@ from falproxy.ops.logs import (
 )
 from falproxy.ops.shutdown import exit_zero_on_sigterm
 from falproxy.ops.workers import check_worker_limits, shared_metrics
+from falproxy.standalone.capacity import check_cap
 from falproxy.standalone.server import FAKE_BASE_ENV, FAKE_SPEED_ENV, build_app
 
 LOOPBACK = "127.0.0.1"
@@ -196,6 +197,9 @@ def apply_serve_flags(
     # Warnings are logged by the workers, once each, when they load the same settings.
     config, _ = load_with_warnings(env)
     check_worker_limits(config, args.workers)
+    problem = check_cap(config.max_connections)
+    if problem is not None:
+        raise ConfigError(problem)
     if not config.allowed_hosts and is_loopback_bind(args.host):
         # Bound to loopback, only this machine's names are answered: a page that rebinds
         # its own name to 127.0.0.1 cannot drive the proxy (core/hosts.py).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import time
 
@@ -176,3 +177,19 @@ def test_server_setting_picks_the_front_end_and_the_flag_overrides_it() -> None:
     assert completed.stderr.strip().splitlines() == [
         "falproxy: error: FALPROXY_SERVER must be one of native, asgi"
     ]
+
+
+def test_a_connection_cap_the_descriptor_limit_cannot_honour_stops_start_up() -> None:
+    env = clean_env(FAL_KEY="id:secret", FALPROXY_MAX_CONNECTIONS="100000")
+    completed = subprocess.run(
+        [FALPROXY, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)),
+    )
+    assert completed.returncode == 2
+    line = completed.stderr.strip()
+    assert len(line.splitlines()) == 1 and "FALPROXY_MAX_CONNECTIONS=100000" in line
+    assert "ulimit -n" in line
