@@ -41,7 +41,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "Key and routing",
         "`HOST=BASE_URL` pairs, comma-separated: send one fal host's calls to another base URL"
         " (a fake, a test server). Hosts: `fal.run`, `queue.fal.run`, `rest.fal.ai`,"
-        " `rest.alpha.fal.ai`, `ws.fal.run`.",
+        " `rest.alpha.fal.ai`, `ws.fal.run`, and the backup domains `falrun.com`,"
+        " `queue.falrun.com`.",
     ),
     "fake_url": (
         "Key and routing",
@@ -107,6 +108,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "HTTP front end of `falproxy serve`: `native` (default; requests parsed with llhttp"
         " directly, WebSockets handed to uvicorn) or `asgi` (uvicorn's own HTTP protocol)."
         " `--server` overrides it.",
+    ),
+    "backup_domains": (
+        "Key and routing",
+        "When `fal.run` or `queue.fal.run` cannot be reached at all (DNS, refused, connect"
+        " timeout, TLS handshake), send the call once to fal's backup domain (`falrun.com`,"
+        " `queue.falrun.com`); never after a byte of the request was sent. `false` turns it"
+        " off.",
     ),
     "max_connections": (
         "Limits and timeouts",

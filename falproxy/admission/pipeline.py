@@ -38,6 +38,7 @@ class Admitted:
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
     client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
+    backup_url: str | None = None  # fal's backup domain for the same call, if it has one
 
 
 class Pipeline:
@@ -50,6 +51,7 @@ class Pipeline:
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
+        self._backups = config.backup_domains
 
     async def aclose(self) -> None:
         await self.gate.aclose()
@@ -85,6 +87,7 @@ class Pipeline:
             url=self.upstreams.url_for(target),
             body=body,
             client=admission.context.client,
+            backup_url=self.upstreams.backup_url_for(target) if self._backups else None,
         )
 
     async def police_token(self, raw: bytes, scope: Scope, record: CallRecord) -> bytes:

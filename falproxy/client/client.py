@@ -13,6 +13,10 @@ A request is sent a second time only when fal cannot have acted on the first: no
 it reached the connection, or its method is idempotent (:class:`UpstreamSettings`). A POST
 written to a kept-alive connection that then dies without answering is a 502, never a
 resend: fal may already be running (and billing) the inference.
+
+With a ``backup_url`` (fal's backup domain for the same call), a host that cannot be
+reached at all — name resolution, refused, connect timeout, TLS handshake — is replaced
+by the backup once, before any byte of the request was sent anywhere.
 """
 
 from __future__ import annotations
@@ -45,6 +49,15 @@ class _BodyFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__()
         self.error = error
+
+
+class _Unreachable(Exception):
+    """No connection to the host could be opened (nothing was sent): the backup may be."""
+
+    def __init__(self, error: UpstreamUnavailable, cause: str) -> None:
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
 
 
 class _Unanswered(Exception):
@@ -108,6 +121,7 @@ class LeanClient:
         body: Body,
         *,
         head_timeout: float,
+        backup_url: str | None = None,
     ) -> UpstreamResponse:
         """Send one request and return once the response head arrived.
 
@@ -118,6 +132,7 @@ class LeanClient:
         """
         try:
             target = parse_target(url)
+            backup = None if backup_url is None else parse_target(backup_url)
             streamed = body is not None and not isinstance(body, bytes)
             length = declared_length(headers)
             size = len(body) if isinstance(body, bytes) else None
@@ -125,6 +140,36 @@ class LeanClient:
             head = encode_head(method, target, headers, length=size, chunked=chunked)
         except ValueError as exc:
             raise failed(UpstreamUnavailable(), f"the request cannot be written: {exc}") from None
+        try:
+            return await self._send(method, target, head, body, chunked, length, head_timeout)
+        except _Unreachable as unreachable:
+            if backup is None:
+                raise failed(unreachable.error, unreachable.cause) from None
+            logger.warning(
+                "%s; sending the call to fal's backup domain at %s",
+                unreachable.cause,
+                backup.host_header.decode("ascii"),
+            )
+        head = encode_head(method, backup, headers, length=size, chunked=chunked)
+        try:
+            response = await self._send(method, backup, head, body, chunked, length, head_timeout)
+        except _Unreachable as unreachable:
+            raise failed(unreachable.error, unreachable.cause) from None
+        response.via_backup = True
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        target: Target,
+        head: bytes,
+        body: Body,
+        chunked: bool,
+        length: int | None,
+        head_timeout: float,
+    ) -> UpstreamResponse:
+        """One host: a pooled or new connection, and at most one resend (see above)."""
+        streamed = body is not None and not isinstance(body, bytes)
         pool = self._pool
         if pool is None:
             settings = self.settings
@@ -139,7 +184,12 @@ class LeanClient:
                     conn = pool.take(target.origin) if attempt == 0 else None
                     if conn is None:
                         phase = "connecting to"
-                        conn = await self._connect(target)
+                        try:
+                            conn = await self._connect(target)
+                        except _Unreachable as unreachable:
+                            if attempt:  # a request went out before: no other host now
+                                raise failed(unreachable.error, unreachable.cause) from None
+                            raise
                     phase = "waiting for the response head of"
                     try:
                         return await self._exchange(conn, method, head, body, chunked, length)
@@ -164,6 +214,7 @@ class LeanClient:
         raise UpstreamUnavailable()  # not reached: the loop returns or raises
 
     async def _connect(self, target: Target) -> UpstreamConnection:
+        """A new connection to ``target``; :class:`_Unreachable` when none can be opened."""
         loop = asyncio.get_running_loop()
         tls = self.settings.ssl_context() if target.scheme == "https" else None
         origin = target.origin
@@ -179,14 +230,14 @@ class LeanClient:
                     ssl_handshake_timeout=self.connect_timeout if tls else None,
                 )
         except TimeoutError:
-            raise failed(
+            raise _Unreachable(
                 UpstreamTimeout(),
                 f"connecting to {where} (TCP and TLS) took over {self.connect_timeout:g} s",
             ) from None
         except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
-            raise failed(UpstreamUnavailable(), self._connect_cause(target, exc)) from None
+            raise _Unreachable(UpstreamUnavailable(), self._connect_cause(target, exc)) from None
         if conn.lost:
-            raise failed(UpstreamUnavailable(), f"{where} closed the connection at once")
+            raise _Unreachable(UpstreamUnavailable(), f"{where} closed the connection at once")
         conn.on_gone = self._live.discard
         self._live.add(conn)
         return conn

@@ -27,6 +27,9 @@ FAKE_HOST_PATHS = {
     "rest.fal.ai": "/rest",
     "rest.alpha.fal.ai": "/rest",
     "ws.fal.run": "/ws",
+    # fal's backup domains answer like their primaries: in fake mode a fallback stays local.
+    "falrun.com": "/run",
+    "queue.falrun.com": "/queue",
 }
 FAKE_MODE_BANNER = (
     "FAKE MODE: every fal call is answered by the fake fal at {base}, "

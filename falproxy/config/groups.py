@@ -25,7 +25,7 @@ from falproxy.core.keys import FalCredential
 from falproxy.core.policy import Policy
 from falproxy.core.rate_rules import RateLimit, is_single_rate
 from falproxy.core.redact import mask_url
-from falproxy.core.targets import ALLOWED_HOSTS
+from falproxy.core.targets import MAPPABLE_HOSTS
 
 LOG_FORMATS = ("text", "json")
 # falproxy serve's HTTP front ends (standalone/cli.py): the native protocol or uvicorn's.
@@ -109,8 +109,10 @@ class Routing:
     max_body_bytes: int
     max_token_expiration: int
     allowed_hosts: tuple[str, ...]
+    backup_domains: bool
 
     def __post_init__(self) -> None:
+        _boolean("backup_domains", self.backup_domains)
         if not isinstance(self.route, str) or not self.route.startswith("/"):
             raise InvalidSetting("route", "must be an absolute path such as /api/fal/proxy")
         if "?" in self.route or "#" in self.route:
@@ -137,8 +139,8 @@ class Routing:
 
 
 def _check_upstream(host: str, base: str) -> None:
-    if host not in ALLOWED_HOSTS:
-        known = ", ".join(sorted(ALLOWED_HOSTS))
+    if host not in MAPPABLE_HOSTS:
+        known = ", ".join(sorted(MAPPABLE_HOSTS))
         raise InvalidSetting("upstreams", f"maps unknown host {host!r} (known: {known})")
     if not isinstance(base, str):
         raise InvalidSetting("upstreams", f"for {host} must be a base URL string")

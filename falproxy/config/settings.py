@@ -285,6 +285,10 @@ class ProxyConfig:
         "native", TEXT, "HTTP front end of falproxy serve: native (llhttp) or asgi (uvicorn).",
         env="FALPROXY_SERVER", group="operations",
     )
+    backup_domains: bool = setting(
+        True, BOOLEAN, "Retry at fal's backup domain when fal.run cannot be reached.",
+        env="FALPROXY_BACKUP_DOMAINS", group="routing",
+    )
     max_connections: int | None = setting(
         None, INTEGER, "Open client connections per worker; empty: what `ulimit -n` allows.",
         env="FALPROXY_MAX_CONNECTIONS", group="operations",

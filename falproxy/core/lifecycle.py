@@ -78,6 +78,7 @@ class CallRecord:
     close_code: int | None = None
     admitted: bool = False  # got past admission (it may have ended since)
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
+    backup_domain: bool = False  # fal.run was unreachable: the call went to fal's backup domain
 
     def move(self, phase: Phase) -> None:
         """Enter ``phase``; only the moves in :data:`TRANSITIONS` are allowed."""
@@ -129,4 +130,5 @@ class CallRecord:
             close_code=self.close_code,
             admitted=self.admitted,
             dropped_headers=self.dropped_headers,
+            backup_domain=self.backup_domain,
         )

@@ -21,6 +21,8 @@ from falproxy.core.errors import InvalidTarget
 __all__ = [
     "ALLOWED_HOSTS",
     "ALLOWED_SCHEMES",
+    "BACKUP_HOSTS",
+    "MAPPABLE_HOSTS",
     "MAX_TARGET_LENGTH",
     "Target",
     "is_valid_segment",
@@ -32,6 +34,11 @@ __all__ = [
 ALLOWED_HOSTS: Final = frozenset(
     {"fal.run", "queue.fal.run", "rest.fal.ai", "rest.alpha.fal.ai", "ws.fal.run"}
 )
+# fal's backup domains (what its own clients fall back to when the primary cannot be
+# reached, docs/fal-protocol.md §15): only the proxy chooses them, never a client target.
+BACKUP_HOSTS: Final = {"fal.run": "falrun.com", "queue.fal.run": "queue.falrun.com"}
+# Hosts a `--upstream HOST=URL` mapping may name: the allowed ones and the backups.
+MAPPABLE_HOSTS: Final = ALLOWED_HOSTS | frozenset(BACKUP_HOSTS.values())
 # TLS only: the key never travels in clear (the Node proxy takes http://, docs/fal-protocol.md §14).
 ALLOWED_SCHEMES: Final = frozenset({"https", "wss"})
 # The only port spelling accepted; RFC 3986 §3.2.3 lets the default port be omitted instead.

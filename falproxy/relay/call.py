@@ -92,7 +92,9 @@ async def _relay(
     scope = exchange.scope
     headers = upstream_request_headers(scope["headers"], admitted.authorization, length)
     call.span.inject(headers)
-    request = build_request(proxy.upstream, scope["method"], admitted.url, headers, body)
+    request = build_request(
+        proxy.upstream, scope["method"], admitted.url, headers, body, admitted.backup_url
+    )
     record.move(Phase.RELAYING)
     relayed = relay(
         proxy.upstream,

@@ -41,6 +41,7 @@ class UpstreamRequest:
     url: str
     headers: Headers
     body: Body = None
+    backup_url: str | None = None  # tried only if ``url``'s host cannot be reached
 
     @property
     def authorization(self) -> bytes:
@@ -100,8 +101,10 @@ async def relay(
         request.headers,
         request.body,
         head_timeout=header_timeout,
+        backup_url=request.backup_url,
     )
     record.first_byte_seconds = time.perf_counter() - started
+    record.backup_domain = response.via_backup
     await _stream_response(response, sink, record, request.authorization, extra_headers)
 
 
@@ -152,8 +155,13 @@ def _request_id(headers: Headers) -> str | None:
 
 
 def build_request(
-    upstream: UpstreamClient, method: str, url: str, headers: Headers, body: Body
+    upstream: UpstreamClient,
+    method: str,
+    url: str,
+    headers: Headers,
+    body: Body,
+    backup_url: str | None = None,
 ) -> UpstreamRequest:
     """The call for the rebuilt URL: sent as checked, byte for byte (no re-quoting)."""
     del upstream  # kept in the signature: requests used to be built by the client
-    return UpstreamRequest(method, url, headers, body)
+    return UpstreamRequest(method, url, headers, body, backup_url)
