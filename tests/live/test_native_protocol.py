@@ -278,18 +278,23 @@ def test_websockets_are_handed_over_with_the_origin_rule(native: str, fake_url: 
         assert unpack(ws.recv(timeout=10))["request_id"] == "native"
 
 
-def test_fake_paths_are_handed_over_in_fake_mode() -> None:
+def test_fake_paths_are_served_by_the_native_parser_in_fake_mode() -> None:
     port = free_port()
     env = proxy_env("http://127.0.0.1:9")  # no key needed: --fake answers every call
     with falproxy_serve(env, port, "--fake", "--fake-speed", "0.05"):
         base = f"http://127.0.0.1:{port}"
         with open_socket(base) as sock:
-            # A native call, then the fake's own page, in one write on one connection.
-            sock.sendall(echo(b"{}") + b"GET /_fake/__fake__/stats HTTP/1.1\r\nhost: x\r\n\r\n")
-            call, fake_page = read_responses(sock, 2)
-        assert status_of(call) == 200
+            # A native call, the fake's own page, another call, then garbage: all in one
+            # write on one connection, all read by the same llhttp front end (the garbage
+            # gets the native JSON 400, not uvicorn's text one).
+            fake_page = b"GET /_fake/__fake__/stats HTTP/1.1\r\nhost: x\r\n\r\n"
+            sock.sendall(echo(b"{}") + fake_page + echo(b"{}") + b"NOT HTTP\r\n\r\n")
+            call, page, again, refused = read_responses(sock, 4)
+        assert status_of(call) == 200 and status_of(again) == 200
         assert body_of(call)["path"] == "/_fake/run/fake/echo"
-        assert body_of(fake_page)["requests"] == 1
+        assert body_of(page)["requests"] == 1
+        assert status_of(refused) == 400
+        assert body_of(refused) == {"detail": "Malformed HTTP request"}
 
 
 # --- the response: client gone, back-pressure, shutdown --------------------------------------
