@@ -38,7 +38,6 @@ class Admitted:
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
     client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
-    backup_url: str | None = None  # fal's backup domain for the same call, if it has one
 
 
 class Pipeline:
@@ -87,8 +86,13 @@ class Pipeline:
             url=self.upstreams.url_for(target),
             body=body,
             client=admission.context.client,
-            backup_url=self.upstreams.backup_url_for(target) if self._backups else None,
         )
+
+    def backup_url(self, target: Target) -> str | None:
+        """Where ``target`` goes if its host cannot be reached (FALPROXY_BACKUP_DOMAINS).
+
+        Asked only then, so a call that reaches fal pays nothing for it."""
+        return self.upstreams.backup_url_for(target) if self._backups else None
 
     async def police_token(self, raw: bytes, scope: Scope, record: CallRecord) -> bytes:
         """A token-minting body, policed (the JSON to forward), and counted by the limits.

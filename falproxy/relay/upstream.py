@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from falproxy.client import LeanClient, UpstreamResponse, UpstreamSettings
+from falproxy.client.client import Backup
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamBroken
 from falproxy.core.headers import Headers, client_response_headers
@@ -41,7 +42,7 @@ class UpstreamRequest:
     url: str
     headers: Headers
     body: Body = None
-    backup_url: str | None = None  # tried only if ``url``'s host cannot be reached
+    backup: Backup | None = None  # tried only if ``url``'s host cannot be reached
 
     @property
     def authorization(self) -> bytes:
@@ -101,7 +102,7 @@ async def relay(
         request.headers,
         request.body,
         head_timeout=header_timeout,
-        backup_url=request.backup_url,
+        backup=request.backup,
     )
     record.first_byte_seconds = time.perf_counter() - started
     record.backup_domain = response.via_backup
@@ -160,8 +161,8 @@ def build_request(
     url: str,
     headers: Headers,
     body: Body,
-    backup_url: str | None = None,
+    backup: Backup | None = None,
 ) -> UpstreamRequest:
     """The call for the rebuilt URL: sent as checked, byte for byte (no re-quoting)."""
     del upstream  # kept in the signature: requests used to be built by the client
-    return UpstreamRequest(method, url, headers, body, backup_url)
+    return UpstreamRequest(method, url, headers, body, backup)
