@@ -1,9 +1,11 @@
 """The shape of the settings table: what each setting is called where, and how it is read.
 
 :class:`~falproxy.config.settings.ProxyConfig` declares every setting once, as a dataclass
-field whose metadata is built by :func:`setting`; :func:`settings_of` turns those fields
-into :class:`Setting` rows (``falproxy.config.SETTINGS``), which the environment loader,
-the TOML loader, ``describe()`` and the generated configuration reference all read.
+field whose metadata is built by :func:`setting`: its type, default, variable, group
+(:mod:`falproxy.config.groups`), a one-line doc and the reference's longer meaning.
+:func:`settings_of` turns those fields into :class:`Setting` rows
+(``falproxy.config.SETTINGS``), which the environment loader, the TOML loader, the groups,
+``describe()`` and the generated configuration reference all read.
 
 A :class:`Kind` says how one sort of value is written: its text form (an environment
 variable, or a string in the file), its typed TOML form, and how a value given in code is
@@ -20,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from falproxy.config import parsing
+from falproxy.config.groups import GROUP_NAMES
 from falproxy.core.errors import InvalidSetting
 from falproxy.core.keys import FalCredential
 from falproxy.core.rate_rules import RateLimit, parse_rate_limits
@@ -156,12 +159,14 @@ class _Declared:
     env: str | None
     secret: bool
     group: str
+    meaning: str
 
 
 def setting(
     default: Any,
     kind: Kind,
     doc: str,
+    meaning: str | None = None,
     *,
     env: str | None,
     group: str,
@@ -169,9 +174,13 @@ def setting(
 ) -> Any:
     """A ``ProxyConfig`` field carrying its row of the settings table (secrets not in repr).
 
+    ``doc`` is one short line; ``meaning`` the reference's text (``doc`` when omitted).
+    ``group`` names one of :data:`~falproxy.config.groups.GROUPS` (checked here, at import).
     An unhashable default (a read-only mapping) is given as a factory, as dataclasses ask.
     """
-    declared = _Declared(kind, doc, env, secret, group)
+    if group not in GROUP_NAMES:
+        raise ValueError(f"unknown settings group {group!r} (known: {sorted(GROUP_NAMES)})")
+    declared = _Declared(kind, doc, env, secret, group, meaning or doc)
     metadata = {METADATA_KEY: declared}
     if isinstance(default, Mapping):
         frozen = MappingProxyType(dict(default))
@@ -186,9 +195,10 @@ class Setting:
     ``name`` is the ``ProxyConfig`` keyword and attribute; ``env`` the environment variable
     (``None``: code only; ``FAL_KEY`` also accepts ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``);
     ``file_key`` the TOML key (``None``: code only); ``kind`` the value's type name;
-    ``parse`` its text form; ``default`` the value when unset; ``doc`` one line for the
-    reference; ``secret`` whether it is masked everywhere; ``group`` the sub-settings
-    object it belongs to (``config.timeouts``...); ``deprecated_env`` older variable names.
+    ``parse`` its text form; ``default`` the value when unset; ``doc`` one short line;
+    ``secret`` whether it is masked everywhere; ``group`` the group it is checked with and
+    listed under (``config.timeouts``...); ``deprecated_env`` older variable names;
+    ``meaning`` the configuration reference's text.
     """
 
     name: str
@@ -201,6 +211,7 @@ class Setting:
     secret: bool
     group: str
     deprecated_env: tuple[str, ...] = ()
+    meaning: str = ""
     value_kind: Kind = field(default=TEXT, repr=False, compare=False)
 
     def show(self, value: Any) -> Any:
@@ -248,6 +259,7 @@ def settings_of(cls: type, deprecated: Mapping[str, tuple[str, ...]]) -> tuple[S
                 secret=declared.secret,
                 group=declared.group,
                 deprecated_env=deprecated.get(item.name, ()),
+                meaning=declared.meaning,
                 value_kind=declared.kind,
             )
         )

@@ -46,10 +46,10 @@ from tests.support.procs import (
     falproxy_serve,
     need,
     proxy_env,
-    redis_server,
     stop,
     wait_until_up,
 )
+from tests.support.redis_support import running_redis
 from tests.support.settings_table import falproxy_variables
 
 DEPLOY = REPO / "deploy"
@@ -190,7 +190,7 @@ def topology(
     image: ImageVenv, fake_url: str, deployment: str = "compose", **overrides: str
 ) -> Iterator[Topology]:
     with ExitStack() as stack:
-        redis_port, _ = stack.enter_context(redis_server())
+        redis_port = stack.enter_context(running_redis()).port
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         os.chmod(scratch, 0o755)  # nginx workers run as nobody
         env = image.env(proxy_env(fake_url, **local_env(deployment, redis_port, scratch)))

@@ -28,6 +28,7 @@ from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.live import head, open_socket, parse_response, status_of, wait_until
 from tests.support.ports import free_port
+from tests.support.proc_stats import rss_kib
 from tests.support.procs import falproxy_serve, proxy_env
 from tests.support.raw_server import serve_in_thread
 from tests.support.ws_helpers import (
@@ -337,11 +338,6 @@ class Firehose:
                 with self.lock:
                     self.sent += len(PIECE)
         writer.close()
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
 
 
 def test_a_client_that_does_not_read_holds_the_upstream_back(fake_url: str) -> None:

@@ -19,8 +19,9 @@ from typing import IO
 
 import httpx
 
-from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams
+from tests.conftest import TEST_KEY, TEST_KEY_SECRET
 from tests.support.ports import free_port
+from tests.support.procs import upstreams_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
@@ -78,7 +79,7 @@ def example_env(fake_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
     env.update(
         FAL_KEY=TEST_KEY,
-        FALPROXY_UPSTREAMS=",".join(f"{h}={b}" for h, b in fake_upstreams(fake_url).items()),
+        FALPROXY_UPSTREAMS=upstreams_env(fake_url),
         FALPROXY_ALLOWED_ENDPOINTS=ALLOWED_ENDPOINTS,
         FALPROXY_UPSTREAM_TIMEOUT="10",
         PYTHONUNBUFFERED="1",
