@@ -8,7 +8,7 @@ import pytest
 
 from falproxy.config.fake_mode import fake_upstreams as fake_mode_upstreams
 from falproxy.config.parsing import upstream_pairs
-from falproxy.core.targets import ALLOWED_HOSTS
+from falproxy.core.targets import MAPPABLE_HOSTS
 from tests.conftest import CORE_LIVE_MODULES, NODE_MODULES, TESTS, fake_upstreams
 from tests.support.procs import upstreams_env
 
@@ -41,5 +41,5 @@ def test_the_named_modules_exist_and_every_marker_is_registered() -> None:
 def test_the_tests_map_every_fal_host_to_the_fake_as_fake_mode_does() -> None:
     base = "http://127.0.0.1:9000"
     assert fake_upstreams(base) == fake_mode_upstreams(base)
-    assert set(fake_upstreams(base)) == ALLOWED_HOSTS
+    assert set(fake_upstreams(base)) == MAPPABLE_HOSTS  # fal's hosts and their backups
     assert upstream_pairs(upstreams_env(base)) == fake_upstreams(base)
