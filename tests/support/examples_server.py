@@ -58,6 +58,19 @@ EXTRA_SERVERS = {
     "falproxy-serve": ["falproxy", "serve", "--host", "127.0.0.1"],
     "falproxy-serve-asgi": ["falproxy", "serve", "--host", "127.0.0.1", "--server", "asgi"],
     "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
+    # Other ASGI servers, serving the FastAPI example as docs/integrations.md shows ("{port}"
+    # is filled in where the server takes its address, instead of appending "--port").
+    "fastapi-hypercorn": ["hypercorn", "examples.fastapi_app:app", "--bind", "127.0.0.1:{port}"],
+    "fastapi-granian": [
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "examples.fastapi_app:app",
+    ],
 }
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
@@ -70,6 +83,8 @@ def argv(name: str, port: int) -> list[str]:
     if command[0] == "falproxy":
         return [FALPROXY, *command[1:], "--port", str(port)]
     args = [sys.executable, "-m", *command]
+    if any("{port}" in arg for arg in args):
+        return [arg.replace("{port}", str(port)) for arg in args]
     if args[2] == "gunicorn":
         return [*args[:3], "--bind", f"127.0.0.1:{port}", *args[3:]]
     return [*args, "--port", str(port)]
