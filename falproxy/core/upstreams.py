@@ -29,9 +29,14 @@ class UpstreamMap:
 
     def backup_url_for(self, target: Target) -> str | None:
         """Where the call goes if ``target``'s host cannot be reached: fal's backup domain
-        for the same path and query (mapped like any host), or None if it has none."""
+        for the same path and query (mapped like any host), or None if it has none.
+
+        A primary mapped elsewhere (a fake, a test server) has no backup unless the backup
+        is mapped too: a local fake that is down never sends the key to the real fal."""
         backup = BACKUP_HOSTS.get(target.host)
         if backup is None or target.scheme != "https":
+            return None
+        if target.host in self._bases and backup not in self._bases:
             return None
         return self._url(target, backup)
 

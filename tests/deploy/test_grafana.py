@@ -30,8 +30,9 @@ from websockets.sync.client import connect
 
 from tests.deploy.manifests import DEPLOY
 from tests.support.ports import free_port
-from tests.support.procs import falproxy_serve, proxy_env, redis_server, upstreams_env
+from tests.support.procs import falproxy_serve, proxy_env, upstreams_env
 from tests.support.promql import Names, names
+from tests.support.redis_support import running_redis
 from tests.support.ws_helpers import pack, relay_url, unpack
 
 GRAFANA = DEPLOY / "grafana"
@@ -238,13 +239,15 @@ def every_outcome(url: str, fake_url: str, stop_redis: Any) -> None:
 @pytest.fixture(scope="module")
 def scraped(fake_url: str) -> Exported:
     dead = free_port()  # nothing listens there
-    with redis_server() as (redis_port, redis):
+    with running_redis() as redis:
+        redis_port = redis.port
         env = proxy_env(
             fake_url,
             FALPROXY_ALLOWED_ENDPOINTS=ENDPOINTS,
             FALPROXY_RATE_LIMIT=f"1/minute {LIMITED.rsplit('/', 1)[0]}/**",
             FALPROXY_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
             FALPROXY_UPSTREAM_TIMEOUT="5",
+            FALPROXY_BACKUP_DOMAINS="false",  # no fallback to queue.falrun.com (the fake)
         )
         # queue.fal.run answers nothing: every call there is an upstream error.
         env["FALPROXY_UPSTREAMS"] = upstreams_env(fake_url).replace(
@@ -253,7 +256,7 @@ def scraped(fake_url: str) -> Exported:
         port = free_port()
         with falproxy_serve(env, port) as served:
             url = f"http://127.0.0.1:{port}"
-            every_outcome(url, fake_url, lambda: (redis.terminate(), redis.wait(timeout=10)))
+            every_outcome(url, fake_url, redis.stop)
             deadline = time.monotonic() + 10
             while True:  # an access line and its metrics land as each call ends
                 text = httpx.get(f"{url}/metrics", timeout=10).text

@@ -28,7 +28,8 @@ from websockets.sync.client import connect
 
 from tests.deploy.manifests import by_kind, container_env
 from tests.support.ports import free_port
-from tests.support.procs import falproxy_serve, proxy_env, redis_server
+from tests.support.procs import falproxy_serve, proxy_env
+from tests.support.redis_support import running_redis
 from tests.support.ws_helpers import (
     pack,
     realtime_stats,
@@ -69,8 +70,8 @@ def shipped_env(redis_port: int, scratch: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pod(fake_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A replica with the shipped settings; its loopback port."""
-    with redis_server() as (redis_port, _):
-        env = proxy_env(fake_url, **shipped_env(redis_port, tmp_path_factory.mktemp("pod")))
+    with running_redis() as redis:
+        env = proxy_env(fake_url, **shipped_env(redis.port, tmp_path_factory.mktemp("pod")))
         port = free_port()
         with falproxy_serve(env, port):
             yield port

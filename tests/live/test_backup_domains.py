@@ -110,3 +110,6 @@ def test_backup_urls_keep_path_and_query_and_follow_mappings() -> None:
     assert plain.backup_url_for(_target("https://rest.fal.ai/tokens/")) is None
     mapped = UpstreamMap({"falrun.com": "http://127.0.0.1:9/run"})
     assert mapped.backup_url_for(_target("https://fal.run/a/b")) == "http://127.0.0.1:9/run/a/b"
+    # A primary mapped to a fake has no backup of its own: never the real fal instead.
+    local = UpstreamMap({"fal.run": "http://127.0.0.1:9/run"})
+    assert local.backup_url_for(_target("https://fal.run/a/b")) is None
