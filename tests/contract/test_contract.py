@@ -35,6 +35,7 @@ from tests.support.frontends import (
     LIMITED_APP,
     MAX_BODY_BYTES,
     OTHER_ORIGIN,
+    SOCKET_OUTLIVES,
     FrontEnd,
     contract_env,
 )
@@ -50,6 +51,7 @@ from tests.support.live import wait_until as wait_for
 from tests.support.ws_helpers import (
     PNG_SIGNATURE,
     REALTIME,
+    assert_busy_socket_closes_normally,
     last_session,
     pack,
     realtime_stats,
@@ -493,6 +495,14 @@ def test_websocket_relays_a_realtime_message(
     assert session["auth"] == "key"
     assert session["headers"]["authorization"] == "Key ***"
     assert "x-fal-target-url" not in session["headers"]
+
+
+def test_a_busy_websocket_outlives_every_timeout(served: Served, fake_url: str) -> None:
+    """Issue 18 hole 0: a realtime session lasts minutes; no timeout of the proxy's
+    configuration (header, body, ping) may cut a socket that carries data."""
+    skip_without_websockets(served)
+    url = relay_url(served.url, route=served.route)
+    assert_busy_socket_closes_normally(url, fake_url, SOCKET_OUTLIVES, additional_headers=BEARER)
 
 
 # --- the official client in a browser ---------------------------------------------------
