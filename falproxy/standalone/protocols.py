@@ -140,7 +140,8 @@ class _Guard:
 
     def _upgraded(self) -> bool:
         """Whether uvicorn gave the transport to its WebSocket protocol (an upgrade)."""
-        return self.transport.get_protocol() is not self
+        current: object = self.transport.get_protocol()
+        return current is not self
 
     def _refuse_head(self) -> None:
         self._head.done()
