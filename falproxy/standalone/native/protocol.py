@@ -43,6 +43,7 @@ from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
 from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
 from falproxy.standalone.native.response import STATUS_LINES, encode_defaults
+from falproxy.standalone.native.websocket import serve_upgrade
 from falproxy.standalone.protocols import (
     GuardedHttpToolsProtocol,
     HeadWatch,
@@ -252,7 +253,14 @@ class NativeHttpProtocol(asyncio.Protocol):
     def _start_request(self, head: bytes | bytearray) -> None:
         parser = self._parser
         scope = self._scope(parser.get_method().decode("ascii"), parser.get_http_version())
-        if self._upgrade or (self._hands_over is not None and self._hands_over(scope)):
+        if self._upgrade:  # WebSockets are served natively (websocket.py), never handed over
+            received, self._inbox = bytes(self._inbox), b""
+            self._cancel_timers()
+            self._state = _DONE
+            self.server_state.connections.discard(self)
+            serve_upgrade(self.transport, scope, received, self)
+            return
+        if self._hands_over is not None and self._hands_over(scope):
             self._hand_over(bytes(head + self._inbox))
             return
         framing, length = _NO_BODY, 0
