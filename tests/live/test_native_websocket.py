@@ -1,0 +1,220 @@
+"""WebSockets served by the native front end itself (issue 18, review item 5).
+
+Real ``falproxy serve`` subprocesses, native and ``--server asgi`` side by side, in front
+of the fake fal: the same handshakes get the same statuses from both (the one deliberate
+difference is explained where it is tested), a non-WebSocket upgrade is refused rather
+than handed to another parser, a frame sent with the handshake is not lost, back-pressure
+bounds what a client that stops reading can push, and in fake mode the fake fal's own
+socket is served natively too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.support.live import open_socket
+from tests.support.ports import free_port
+from tests.support.procs import falproxy_serve, proxy_env
+from tests.support.ws_helpers import (
+    REALTIME,
+    masked_frame,
+    pack,
+    raw_handshake,
+    realtime_stats,
+    relay_url,
+    reset_realtime,
+    unpack,
+    ws_base,
+)
+
+KEY = base64.b64encode(b"sixteen byte key").decode()
+TARGET = "/api/fal/proxy?fal_target_url=" + REALTIME.replace(":", "%3A").replace("/", "%2F")
+
+
+def handshake(
+    method: str = "GET",
+    version: str = "1.1",
+    upgrade: str | None = "websocket",
+    connection: str | None = "Upgrade",
+    key: str | None = KEY,
+    ws_version: str | None = "13",
+    extra: str = "",
+    path: str = TARGET,
+    host: bool = True,
+) -> bytes:
+    lines = [f"{method} {path} HTTP/{version}"]
+    if host:
+        lines.append("Host: 127.0.0.1")
+    for name, value in (
+        ("Upgrade", upgrade),
+        ("Connection", connection),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", ws_version),
+    ):
+        if value is not None:
+            lines.append(f"{name}: {value}")
+    if extra:
+        lines.append(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# Handshakes both servers must answer with the same status.
+SAME_STATUS = {
+    "valid": (handshake(), 101),
+    "no key": (handshake(key=None), 400),
+    "short key": (handshake(key=base64.b64encode(b"short").decode()), 400),
+    "key not base64": (handshake(key="!!not base64!!"), 400),
+    "two keys": (handshake(extra=f"Sec-WebSocket-Key: {KEY}"), 400),
+    "no version": (handshake(ws_version=None), 400),
+    "version 8": (handshake(ws_version="8"), 400),
+    "POST": (handshake(method="POST", extra="Content-Length: 0"), 405),
+    "upgrade to h2c": (handshake(upgrade="h2c", key=None, ws_version=None), 400),
+    "two protocols": (handshake(upgrade="websocket, h2c"), 400),
+    "no host": (handshake(host=False), 421),
+    "off the route": (handshake(path="/elsewhere"), 404),
+    "an ops path": (handshake(path="/healthz"), 404),
+}
+
+
+@pytest.fixture(scope="module")
+def servers(fake_url: str) -> Iterator[dict[str, str]]:
+    """``falproxy serve`` (native) and ``--server asgi``, same settings."""
+    native, asgi = free_port(), free_port()
+    env = proxy_env(fake_url)
+    with falproxy_serve(env, native), falproxy_serve(env, asgi, "--server", "asgi"):
+        yield {"native": f"http://127.0.0.1:{native}", "asgi": f"http://127.0.0.1:{asgi}"}
+
+
+def answer_head(base: str, request: bytes) -> bytes:
+    """The response head (and whatever came with it) the server sends to ``request``."""
+    with open_socket(base) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1]) if raw else 0
+
+
+@pytest.mark.parametrize("case", SAME_STATUS, ids=list(SAME_STATUS))
+def test_native_and_asgi_answer_a_handshake_alike(servers: dict[str, str], case: str) -> None:
+    request, expected = SAME_STATUS[case]
+    native = answer_head(servers["native"], request)
+    assert status(answer_head(servers["asgi"], request)) == expected
+    assert status(native) == expected, native[:300]
+    if expected != 101:  # the native refusal is the proxy's JSON, and closes the connection
+        head, _, body = native.partition(b"\r\n\r\n")
+        assert b"content-type: application/json" in head.lower()
+        assert b"connection: close" in head.lower()
+        assert json.loads(body or b"{}").get("detail") or b"content-length: " in head
+
+
+def test_http_1_0_handshakes_differ_and_why(servers: dict[str, str]) -> None:
+    """RFC 6455 section 4.2.1: the handshake is "an HTTP/1.1 or higher GET request". The
+    native front end holds to it (400); uvicorn accepts an HTTP/1.0 one (101)."""
+    request = handshake(version="1.0")
+    assert status(answer_head(servers["native"], request)) == 400
+    assert status(answer_head(servers["asgi"], request)) == 101
+
+
+def test_a_non_websocket_upgrade_is_refused_not_handed_over(servers: dict[str, str]) -> None:
+    raw = answer_head(servers["native"], handshake(upgrade="h2c", key=None, ws_version=None))
+    _, _, body = raw.partition(b"\r\n\r\n")
+    assert status(raw) == 400
+    assert "Only WebSocket upgrades" in json.loads(body)["detail"]
+
+
+def test_a_frame_sent_with_the_handshake_is_relayed(servers: dict[str, str], fake_url: str) -> None:
+    """Bytes that arrive with the head are kept until the 101 and then parsed as frames."""
+    reset_realtime(fake_url)
+    message = pack({"prompt": "early", "request_id": "early"})
+    with open_socket(servers["native"]) as sock:
+        sock.sendall(handshake() + masked_frame(0x2, message))
+        received = b""
+        deadline = time.monotonic() + 10
+        while b"early" not in received and time.monotonic() < deadline:
+            received += sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 101"), received[:200]
+    assert b"early" in received
+    assert b"sec-websocket-extensions" not in received.split(b"\r\n\r\n")[0].lower()
+
+
+def test_permessage_deflate_is_never_negotiated(servers: dict[str, str]) -> None:
+    url = relay_url(servers["native"])
+    with connect(url, compression="deflate") as ws:  # the browser's offer
+        assert ws.response.headers.get("sec-websocket-extensions") is None
+        ws.send(pack({"prompt": "x"}))
+        assert unpack(ws.recv(timeout=10))["images"]
+
+
+def test_a_client_that_stops_reading_is_held_back(servers: dict[str, str]) -> None:
+    """The fake answers each 256 KiB message with a 256 KiB echo; the client sends and never
+    reads. Every hop's buffer is bounded, so its sends stall long before 64 MiB went out."""
+    pushed = [0]
+    stop = threading.Event()
+    frame = _client_frame(pack({"prompt": "flood", "echo": os.urandom(256 * 1024)}))
+    base = servers["native"]
+    sock = raw_handshake(base, relay_url(base).removeprefix(ws_base(base)))
+
+    def flood() -> None:
+        with suppress(OSError):
+            while not stop.is_set() and pushed[0] < FLOOD_CAP:
+                sock.sendall(frame)
+                pushed[0] += len(frame)
+
+    with sock:
+        sock.settimeout(2.0)
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        time.sleep(4)
+        stalled_at = pushed[0]
+        time.sleep(1)
+        stop.set()
+        assert pushed[0] < FLOOD_CAP, "nothing held the client back"
+        assert pushed[0] - stalled_at <= len(frame), "still sending freely"
+        sender.join(timeout=5)
+
+
+FLOOD_CAP = 64 * 2**20
+
+
+def _client_frame(payload: bytes) -> bytes:
+    """One binary frame of any length (RFC 6455 section 5.2), masked with a zero key
+    (the mask bit is required of a client; a zero key leaves the payload as it is)."""
+    length = len(payload)
+    if length < 126:
+        header = bytes([0x82, 0x80 | length])
+    elif length < 2**16:
+        header = bytes([0x82, 0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([0x82, 0x80 | 127]) + length.to_bytes(8, "big")
+    return header + b"\0\0\0\0" + payload
+
+
+def test_fake_mode_serves_the_fakes_socket_natively() -> None:
+    """--fake: the proxy's upstream socket comes back to the same server under /_fake,
+    and the native front end serves both ends."""
+    port = free_port()
+    env = proxy_env("http://127.0.0.1:9")  # no key needed: --fake answers every call
+    with falproxy_serve(env, port, "--fake", "--fake-speed", "0.05"):
+        base = f"http://127.0.0.1:{port}"
+        with connect(relay_url(base)) as ws:
+            ws.send(pack({"prompt": "fake mode", "request_id": "fm"}))
+            assert unpack(ws.recv(timeout=10))["request_id"] == "fm"
+        stats = realtime_stats(f"{base}/_fake")
+        assert stats["opened"] >= 1
