@@ -152,7 +152,7 @@ def test_a_request_pipelined_after_a_chunked_body_is_served(native: str) -> None
 
 
 def test_a_websocket_pipelined_after_a_chunked_body_is_served_intact(
-    native: str, fake_url: str
+    native: str, fake_rt: str
 ) -> None:
     """The upgrade's head, pipelined after a body in one write, is parsed exactly: no loss."""
     host, port = native.removeprefix("http://").split(":")
@@ -171,7 +171,7 @@ def test_a_websocket_pipelined_after_a_chunked_body_is_served_intact(
         while b"\r\n\r\n" not in switched:
             switched += raw.recv(4096)
     assert switched.startswith(b"HTTP/1.1 101"), switched[:200]
-    assert realtime_stats(fake_url)["opened"] == 1
+    assert realtime_stats(fake_rt)["opened"] == 1
 
 
 # --- the head, and framing -------------------------------------------------------------------

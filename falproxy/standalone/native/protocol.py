@@ -7,9 +7,12 @@ A connection serves its requests strictly one at a time, in order:
   arrives (the same :class:`~falproxy.standalone.protocols.HeadWatch` as the guarded
   uvicorn protocols); a connection that sends nothing is timed too. A parse error is a
   JSON 400 and the connection closes.
-* **hand-over**: a WebSocket (any Upgrade) request, or in fake mode a ``/_fake`` path, is
-  given with the connection to the guarded uvicorn protocol, fed the exact bytes the
-  client sent from that request on (:mod:`falproxy.standalone.native.framing`).
+* **upgrade**: a request with ``Upgrade`` is served by
+  :func:`~falproxy.standalone.native.websocket.serve_upgrade`, which takes the connection
+  (a WebSocket, or a JSON refusal); no request is handed to another parser for it.
+* **hand-over**: in fake mode a ``/_fake`` HTTP path is given with the connection to the
+  guarded uvicorn protocol, fed the exact bytes the client sent from that request on
+  (:mod:`falproxy.standalone.native.framing`).
 * **body**: fed per its framing into the request's bounded buffer; bytes past the end of
   the message are kept raw, and reading pauses while they (pipelined requests) or the
   body buffer pass the high-water mark.
