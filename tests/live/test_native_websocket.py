@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.support.live import open_socket
@@ -218,3 +220,21 @@ def test_fake_mode_serves_the_fakes_socket_natively() -> None:
             assert unpack(ws.recv(timeout=10))["request_id"] == "fm"
         stats = realtime_stats(f"{base}/_fake")
         assert stats["opened"] >= 1
+
+
+def test_sigterm_closes_an_open_socket_with_1012_on_both_sides(fake_url: str) -> None:
+    """Graceful shutdown: the client hears "service restart" (RFC 6455 7.4.1: 1012), fal
+    hears the same through the relay, and the server exits 0 within its grace."""
+    reset_realtime(fake_url)
+    port = free_port()
+    with falproxy_serve(proxy_env(fake_url, FALPROXY_SHUTDOWN_GRACE="5"), port) as served:
+        with connect(relay_url(f"http://127.0.0.1:{port}")) as ws:
+            ws.send(pack({"prompt": "before shutdown"}))
+            assert unpack(ws.recv(timeout=10))["images"]
+            served.process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+        assert served.process.wait(timeout=15) == 0
+    session = realtime_stats(fake_url)["sessions"][-1]
+    assert session.get("client_close_code") == 1012, session
