@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.sync.server import serve as serve_ws
 
 from tests.support.live import open_socket
 from tests.support.ports import free_port
@@ -195,17 +200,66 @@ def test_a_client_that_stops_reading_is_held_back(servers: dict[str, str]) -> No
 FLOOD_CAP = 64 * 2**20
 
 
-def _client_frame(payload: bytes) -> bytes:
-    """One binary frame of any length (RFC 6455 section 5.2), masked with a zero key
+def _client_frame(payload: bytes, opcode: int = 0x2, fin: bool = True) -> bytes:
+    """One client frame of any length (RFC 6455 section 5.2), masked with a zero key
     (the mask bit is required of a client; a zero key leaves the payload as it is)."""
+    first = (0x80 if fin else 0) | opcode
     length = len(payload)
     if length < 126:
-        header = bytes([0x82, 0x80 | length])
+        header = bytes([first, 0x80 | length])
     elif length < 2**16:
-        header = bytes([0x82, 0x80 | 126]) + length.to_bytes(2, "big")
+        header = bytes([first, 0x80 | 126]) + length.to_bytes(2, "big")
     else:
-        header = bytes([0x82, 0x80 | 127]) + length.to_bytes(8, "big")
+        header = bytes([first, 0x80 | 127]) + length.to_bytes(8, "big")
     return header + b"\0\0\0\0" + payload
+
+
+def _read_until(sock: socket.socket, marker: bytes, seconds: float = 10) -> bytes:
+    received = b""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(seconds)
+    while marker not in received and time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_a_fragmented_message_is_reassembled(servers: dict[str, str], fake_url: str) -> None:
+    message = pack({"prompt": "in pieces", "request_id": "fragments"})
+    base = servers["native"]
+    with raw_handshake(base, relay_url(base).removeprefix(ws_base(base))) as sock:
+        sock.sendall(_client_frame(message[:5], fin=False))
+        sock.sendall(_client_frame(message[5:], opcode=0x0))
+        assert b"fragments" in _read_until(sock, b"fragments")
+
+
+def test_invalid_utf8_text_closes_with_1007(servers: dict[str, str]) -> None:
+    base = servers["native"]
+    with raw_handshake(base, relay_url(base).removeprefix(ws_base(base))) as sock:
+        sock.sendall(_client_frame(b"\xff\xfe", opcode=0x1))
+        received = _read_until(sock, b"\x03\xef")  # a close frame's code 1007
+    assert b"\x88" in received and b"\x03\xef" in received
+
+
+def test_a_message_over_the_cap_closes_both_sides_with_1009(fake_url: str) -> None:
+    reset_realtime(fake_url)
+    port = free_port()
+    env = proxy_env(fake_url, FALPROXY_WS_MAX_MESSAGE_BYTES="4096")
+    with falproxy_serve(env, port), connect(relay_url(f"http://127.0.0.1:{port}")) as ws:
+        ws.send(pack({"prompt": "small"}))
+        assert unpack(ws.recv(timeout=10))["images"]
+        ws.send(os.urandom(8192))
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    deadline = time.monotonic() + 5
+    session = realtime_stats(fake_url)["sessions"][-1]
+    while "client_close_code" not in session and time.monotonic() < deadline:
+        time.sleep(0.05)
+        session = realtime_stats(fake_url)["sessions"][-1]
+    assert session.get("client_close_code") == 1009, session
 
 
 def test_fake_mode_serves_the_fakes_socket_natively() -> None:
@@ -238,3 +292,35 @@ def test_sigterm_closes_an_open_socket_with_1012_on_both_sides(fake_url: str) ->
         assert served.process.wait(timeout=15) == 0
     session = realtime_stats(fake_url)["sessions"][-1]
     assert session.get("client_close_code") == 1012, session
+
+
+@pytest.mark.parametrize("server", ["native", "asgi"])
+def test_a_client_leaving_while_fal_is_dialled_is_no_error(server: str) -> None:
+    """fal answers the handshake after 1 s; the client has gone by then. The socket ends
+    as "client gone", quietly: no traceback, no error line."""
+
+    def slow(connection: Any, request: Any) -> None:
+        time.sleep(1.0)  # websockets' sync server: this thread only
+
+    quiet = logging.getLogger("tests.slow_upstream")  # it plays fal: it receives the key
+    quiet.setLevel(logging.INFO)
+    with serve_ws(lambda ws: ws.recv(), "127.0.0.1", 0, process_request=slow, logger=quiet) as fal:
+        threading.Thread(target=fal.serve_forever, daemon=True).start()
+        upstream = f"fal.run=http://127.0.0.1:{fal.socket.getsockname()[1]}"
+        port = free_port()
+        env = {**proxy_env("http://127.0.0.1:9"), "FALPROXY_UPSTREAMS": upstream}
+        with falproxy_serve(env, port, "--server", server) as served:
+            base = f"http://127.0.0.1:{port}"
+            _handshake_only(base).close()
+            time.sleep(2.0)
+            assert httpx.get(f"{base}/healthz").status_code == 200
+            log = served.stderr()
+        fal.shutdown()
+    assert "Traceback" not in log and "error serving" not in log, log[-2000:]
+
+
+def _handshake_only(base: str) -> socket.socket:
+    """A socket that sent a valid handshake, returned before any answer."""
+    sock = open_socket(base)
+    sock.sendall(handshake(path=relay_url(base).removeprefix(ws_base(base))))
+    return sock

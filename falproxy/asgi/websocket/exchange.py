@@ -33,7 +33,10 @@ class AsgiSocketExchange:
         await deny_websocket(self._scope, self._send, answer)
 
     async def accept(self, subprotocol: str | None) -> None:
-        await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+        try:
+            await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+        except OSError:  # the client left while fal was being dialled
+            raise ClientGone() from None
 
     async def receive(self) -> SocketMessage:
         while True:

@@ -17,10 +17,11 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.errors import NotFound, ProxyError
 from falproxy.core.lifecycle import SWITCHING_PROTOCOLS, WEBSOCKET, Phase
+from falproxy.core.outcomes import Outcome
 from falproxy.core.pipeline import Incoming
 from falproxy.core.sockets import socket_request_headers
 from falproxy.ops.calls import CallLog
-from falproxy.relay.socket.exchange import SocketExchange
+from falproxy.relay.socket.exchange import ClientGone, SocketExchange
 from falproxy.relay.socket.pumps import relay_frames
 from falproxy.relay.socket.upstream import WsLimits, open_upstream
 
@@ -71,7 +72,11 @@ async def serve_socket(proxy: SocketHost, client: SocketExchange, *, routed: boo
         record.status = SWITCHING_PROTOCOLS
         record.move(Phase.RELAYING)
         async with upstream:
-            await client.accept(upstream.subprotocol)
+            try:
+                await client.accept(upstream.subprotocol)
+            except ClientGone:  # the client left while fal was being dialled
+                record.outcome = Outcome.CLIENT_GONE
+                return
             allow = sockets.message_check(record.identity, admitted.client)
             await relay_frames(upstream, client, limits, record, allow)
     finally:

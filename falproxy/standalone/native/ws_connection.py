@@ -143,7 +143,7 @@ class NativeSocket(asyncio.Protocol):
 
     async def receive(self) -> SocketMessage:
         while not self._inbox:
-            if self.lost and not self._ended:
+            if self.lost:  # gone, or asked again after its close was taken
                 return SocketClosed(VANISHED)
             self._waiter = self.loop.create_future()
             try:
