@@ -36,7 +36,9 @@ TIMEOUTS = {
         "FALPROXY_WS_PING_TIMEOUT",
     )
 }
-BUSY_FOR = 3 * SHORT + 1.5  # longer than three times every timeout above
+# uvicorn's own keep-alive timeout (5 s, not a falproxy setting) must not cut it either.
+UVICORN_KEEP_ALIVE = 5.0
+BUSY_FOR = max(3 * SHORT, UVICORN_KEEP_ALIVE) + 1.0  # longer than every timeout above
 
 
 @pytest.fixture(scope="module", params=["native", "asgi"])
