@@ -10,7 +10,6 @@ socket is served natively too.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from websockets.sync.server import serve as serve_ws
 from tests.support.live import open_socket
 from tests.support.ports import free_port
 from tests.support.procs import falproxy_serve, proxy_env
+from tests.support.ws_handshakes import HANDSHAKES, answer_head, handshake, status_of
 from tests.support.ws_helpers import (
     REALTIME,
     masked_frame,
@@ -43,52 +43,17 @@ from tests.support.ws_helpers import (
     ws_base,
 )
 
-KEY = base64.b64encode(b"sixteen byte key").decode()
 TARGET = "/api/fal/proxy?fal_target_url=" + REALTIME.replace(":", "%3A").replace("/", "%2F")
 
-
-def handshake(
-    method: str = "GET",
-    version: str = "1.1",
-    upgrade: str | None = "websocket",
-    connection: str | None = "Upgrade",
-    key: str | None = KEY,
-    ws_version: str | None = "13",
-    extra: str = "",
-    path: str = TARGET,
-    host: bool = True,
-) -> bytes:
-    lines = [f"{method} {path} HTTP/{version}"]
-    if host:
-        lines.append("Host: 127.0.0.1")
-    for name, value in (
-        ("Upgrade", upgrade),
-        ("Connection", connection),
-        ("Sec-WebSocket-Key", key),
-        ("Sec-WebSocket-Version", ws_version),
-    ):
-        if value is not None:
-            lines.append(f"{name}: {value}")
-    if extra:
-        lines.append(extra)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-# Handshakes both servers must answer with the same status.
+# Beyond the corpus every front end shares: what both `falproxy serve` servers answer alike.
 SAME_STATUS = {
-    "valid": (handshake(), 101),
-    "no key": (handshake(key=None), 400),
-    "short key": (handshake(key=base64.b64encode(b"short").decode()), 400),
-    "key not base64": (handshake(key="!!not base64!!"), 400),
-    "two keys": (handshake(extra=f"Sec-WebSocket-Key: {KEY}"), 400),
-    "no version": (handshake(ws_version=None), 400),
-    "version 8": (handshake(ws_version="8"), 400),
-    "POST": (handshake(method="POST", extra="Content-Length: 0"), 405),
-    "upgrade to h2c": (handshake(upgrade="h2c", key=None, ws_version=None), 400),
-    "two protocols": (handshake(upgrade="websocket, h2c"), 400),
-    "no host": (handshake(host=False), 421),
-    "off the route": (handshake(path="/elsewhere"), 404),
-    "an ops path": (handshake(path="/healthz"), 404),
+    **{
+        name: (handshake(TARGET, **kwargs), status) for name, (kwargs, status) in HANDSHAKES.items()
+    },
+    "upgrade to h2c": (handshake(TARGET, upgrade="h2c", key=None, ws_version=None), 400),
+    "no host": (handshake(TARGET, host=False), 421),
+    "off the route": (handshake("/elsewhere"), 404),
+    "an ops path": (handshake("/healthz"), 404),
 }
 
 
@@ -101,21 +66,7 @@ def servers(fake_url: str) -> Iterator[dict[str, str]]:
         yield {"native": f"http://127.0.0.1:{native}", "asgi": f"http://127.0.0.1:{asgi}"}
 
 
-def answer_head(base: str, request: bytes) -> bytes:
-    """The response head (and whatever came with it) the server sends to ``request``."""
-    with open_socket(base) as sock:
-        sock.sendall(request)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-    return received
-
-
-def status(raw: bytes) -> int:
-    return int(raw.split(b" ", 2)[1]) if raw else 0
+status = status_of
 
 
 @pytest.mark.parametrize("case", SAME_STATUS, ids=list(SAME_STATUS))
@@ -134,13 +85,15 @@ def test_native_and_asgi_answer_a_handshake_alike(servers: dict[str, str], case:
 def test_http_1_0_handshakes_differ_and_why(servers: dict[str, str]) -> None:
     """RFC 6455 section 4.2.1: the handshake is "an HTTP/1.1 or higher GET request". The
     native front end holds to it (400); uvicorn accepts an HTTP/1.0 one (101)."""
-    request = handshake(version="1.0")
+    request = handshake(TARGET, version="1.0")
     assert status(answer_head(servers["native"], request)) == 400
     assert status(answer_head(servers["asgi"], request)) == 101
 
 
 def test_a_non_websocket_upgrade_is_refused_not_handed_over(servers: dict[str, str]) -> None:
-    raw = answer_head(servers["native"], handshake(upgrade="h2c", key=None, ws_version=None))
+    raw = answer_head(
+        servers["native"], handshake(TARGET, upgrade="h2c", key=None, ws_version=None)
+    )
     _, _, body = raw.partition(b"\r\n\r\n")
     assert status(raw) == 400
     assert "Only WebSocket upgrades" in json.loads(body)["detail"]
@@ -151,7 +104,7 @@ def test_a_frame_sent_with_the_handshake_is_relayed(servers: dict[str, str], fak
     reset_realtime(fake_url)
     message = pack({"prompt": "early", "request_id": "early"})
     with open_socket(servers["native"]) as sock:
-        sock.sendall(handshake() + masked_frame(0x2, message))
+        sock.sendall(handshake(TARGET) + masked_frame(0x2, message))
         received = b""
         deadline = time.monotonic() + 10
         while b"early" not in received and time.monotonic() < deadline:
@@ -322,5 +275,5 @@ def test_a_client_leaving_while_fal_is_dialled_is_no_error(server: str) -> None:
 def _handshake_only(base: str) -> socket.socket:
     """A socket that sent a valid handshake, returned before any answer."""
     sock = open_socket(base)
-    sock.sendall(handshake(path=relay_url(base).removeprefix(ws_base(base))))
+    sock.sendall(handshake(relay_url(base).removeprefix(ws_base(base))))
     return sock
