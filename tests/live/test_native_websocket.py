@@ -23,10 +23,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.sync.server import serve as serve_ws
 
+from falproxy import FalProxy
+from falproxy.standalone.native import NativeHttpProtocol
+from tests.conftest import proxy_config
 from tests.support.live import open_socket
 from tests.support.ports import free_port
 from tests.support.procs import falproxy_serve, proxy_env
@@ -277,3 +281,55 @@ def _handshake_only(base: str) -> socket.socket:
     sock = open_socket(base)
     sock.sendall(handshake(relay_url(base).removeprefix(ws_base(base))))
     return sock
+
+
+@pytest.fixture(scope="module")
+def quick_pings(fake_url: str) -> Iterator[str]:
+    """The native protocol in-process, pinging clients every 0.3 s (uvicorn's ws_ping_*)."""
+    app = FalProxy(proxy_config(fake_url))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        http=NativeHttpProtocol,
+        ws_ping_interval=PING,
+        ws_ping_timeout=PING,
+        log_level="warning",
+        log_config=None,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "uvicorn failed to start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+PING = 0.3
+
+
+def test_a_client_that_answers_pings_stays(quick_pings: str) -> None:
+    with connect(relay_url(quick_pings)) as ws:  # websockets answers pings by itself
+        time.sleep(6 * PING)
+        ws.send(pack({"prompt": "still here"}))
+        assert unpack(ws.recv(timeout=10))["images"]
+
+
+def test_a_client_deaf_to_pings_is_dropped(quick_pings: str) -> None:
+    """A raw client that never answers: a ping arrives, then the connection is dropped
+    once the pong is ``ws_ping_timeout`` late (like uvicorn's own WebSocket protocols)."""
+    base = quick_pings
+    with raw_handshake(base, relay_url(base).removeprefix(ws_base(base))) as sock:
+        started = time.monotonic()
+        received = b""
+        sock.settimeout(5)
+        with suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        elapsed = time.monotonic() - started
+    assert received.startswith(b"\x89"), received[:20]  # a ping frame came first
+    assert elapsed < 3, f"dropped only after {elapsed:.1f} s"
