@@ -36,9 +36,9 @@ NOT_WEBSOCKET: Final = "Only WebSocket upgrades are served here; send the reques
 
 
 def _tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """The comma-separated tokens of every ``name`` field, lower-cased and stripped."""
+    """The comma-separated tokens of every ``name`` field, stripped, in order."""
     return [
-        token.strip().lower()
+        token.strip()
         for field_name, value in headers
         if field_name == name
         for token in value.split(b",")
@@ -52,7 +52,7 @@ def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
 
 def is_websocket_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bool:
     """Whether the request asks to upgrade to exactly one protocol: ``websocket``."""
-    return _tokens(headers, b"upgrade") == [b"websocket"]
+    return [token.lower() for token in _tokens(headers, b"upgrade")] == [b"websocket"]
 
 
 def check_handshake(method: str, version: str, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -68,7 +68,7 @@ def check_handshake(method: str, version: str, headers: Sequence[tuple[bytes, by
         raise BadRequest("A WebSocket handshake needs HTTP/1.1")
     if not is_websocket_upgrade(headers):
         raise BadRequest(NOT_WEBSOCKET)
-    if b"upgrade" not in _tokens(headers, b"connection"):
+    if b"upgrade" not in [token.lower() for token in _tokens(headers, b"connection")]:
         raise BadRequest("A WebSocket handshake needs Connection: Upgrade")
     keys = _values(headers, b"sec-websocket-key")
     if len(keys) != 1 or not _nonce_ok(keys[0]):
@@ -90,17 +90,7 @@ def _nonce_ok(key: bytes) -> bool:
 
 def offered_subprotocols(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
     """The subprotocols the client offers, in its order (RFC 6455 section 4.1 item 10)."""
-    return [token.decode("latin-1") for token in _raw_tokens(headers, b"sec-websocket-protocol")]
-
-
-def _raw_tokens(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [
-        token.strip()
-        for field_name, value in headers
-        if field_name == name
-        for token in value.split(b",")
-        if token.strip()
-    ]
+    return [token.decode("latin-1") for token in _tokens(headers, b"sec-websocket-protocol")]
 
 
 def switching_head(
