@@ -8,7 +8,8 @@ subclasses count the bytes of each request head as they arrive and never feed th
 past ``MAX_REQUEST_HEAD_BYTES`` (431, then the connection is closed), and close a
 connection whose head is not complete ``header_timeout`` seconds after its first
 incomplete piece arrived (or after the connection opened). Once the head is complete, both
-protocols behave exactly as uvicorn's own.
+protocols behave exactly as uvicorn's own; once a request upgrades the connection (a
+WebSocket), the guard is disarmed for good: the socket's bounds are the relay's.
 
 ``falproxy serve`` runs :data:`GuardedHTTPProtocol` (httptools, what uvicorn's ``auto`` picks
 with falproxy's dependencies) with ``header_timeout`` from ``FALPROXY_HEADER_TIMEOUT``. An embedder
@@ -181,6 +182,12 @@ class _Guard:
             piece, data = data[:room], data[room:]
             self._head.received += len(piece)
             self._feed(piece)
+            if self._upgraded():
+                # The connection now belongs to the WebSocket protocol: a relayed socket
+                # lives for minutes and is bounded by the relay's own timeouts, never by
+                # the head deadline of the request that opened it (issue 18, hole 0).
+                self._head.done()
+                return
             if not self._awaiting_head():
                 self._head.done()
                 self._cap.busy(self)
@@ -189,6 +196,11 @@ class _Guard:
                 # case, one packet) never arms a timer, so keep-alive calls pay nothing.
                 self._arm_head()
 
+    def _upgraded(self) -> bool:
+        """Whether uvicorn gave the transport to its WebSocket protocol (an upgrade)."""
+        current: object = self.transport.get_protocol()
+        return current is not self
+
     def _refuse_head(self) -> None:
         self._head.done()
         self.transport.write(refusal_bytes())
@@ -196,8 +208,9 @@ class _Guard:
 
     def _head_timed_out(self) -> None:
         self._head.done()
-        if self._awaiting_head() and not self.transport.is_closing():
-            self.transport.close()  # like nginx's client_header_timeout: no answer, just close
+        if self._upgraded() or not self._awaiting_head() or self.transport.is_closing():
+            return
+        self.transport.close()  # like nginx's client_header_timeout: no answer, just close
 
 
 class GuardedH11Protocol(_Guard, H11Protocol):

@@ -35,6 +35,7 @@ from tests.support.frontends import (
     LIMITED_APP,
     MAX_BODY_BYTES,
     OTHER_ORIGIN,
+    SOCKET_OUTLIVES,
     FrontEnd,
     contract_env,
 )
@@ -47,9 +48,11 @@ from tests.support.live import (
     target,
 )
 from tests.support.live import wait_until as wait_for
+from tests.support.ws_handshakes import HANDSHAKES, answer_head, handshake, status_of
 from tests.support.ws_helpers import (
     PNG_SIGNATURE,
     REALTIME,
+    assert_busy_socket_closes_normally,
     last_session,
     pack,
     realtime_stats,
@@ -64,6 +67,7 @@ QUEUE_REQUEST = "https://queue.fal.run/fal-ai/flux/requests/0b7c1a2e-5f0d-4a8e-9
 QUEUE = "https://queue.fal.run/fal-ai/flux/dev"
 ECHO = "https://fal.run/fake/echo"
 BEARER = {"authorization": f"Bearer {CONTRACT_TOKEN}"}
+BEARER_LINE = f"Authorization: Bearer {CONTRACT_TOKEN}"
 SSE_EVENTS, SSE_INTERVAL = 3, 0.4
 # A stalled body must be refused within the body timeout plus this much scheduling slack.
 STALL_SLACK = 3.0
@@ -498,6 +502,25 @@ def test_websocket_relays_a_realtime_message(
     assert session["auth"] == "key"
     assert session["headers"]["authorization"] == "Key ***"
     assert "x-fal-target-url" not in session["headers"]
+
+
+def test_a_busy_websocket_outlives_every_timeout(served: Served, fake_url: str) -> None:
+    """Issue 18 hole 0: a realtime session lasts minutes; no timeout of the proxy's
+    configuration (header, body, ping) may cut a socket that carries data."""
+    skip_without_websockets(served)
+    url = relay_url(served.url, route=served.route)
+    assert_busy_socket_closes_normally(url, fake_url, SOCKET_OUTLIVES, additional_headers=BEARER)
+
+
+@pytest.mark.parametrize("case", HANDSHAKES, ids=list(HANDSHAKES))
+def test_websocket_handshakes_get_the_same_status_everywhere(served: Served, case: str) -> None:
+    """The native front end checks handshakes itself (RFC 6455 4.2.1), the others through
+    uvicorn's WebSocket protocol: one corpus, one status per case, on every front end."""
+    skip_without_websockets(served)
+    kwargs, expected = HANDSHAKES[case]
+    path = relay_url(served.url, route=served.route).removeprefix(ws_base(served.url))
+    raw = answer_head(served.url, handshake(path, BEARER_LINE, **kwargs))
+    assert status_of(raw) == expected, raw[:300]
 
 
 # --- the official client in a browser ---------------------------------------------------

@@ -3,9 +3,10 @@
 Each test talks to a real ``falproxy serve`` subprocess (the native protocol is its
 default) on loopback, in front of the fake fal or a hand-written upstream
 (tests/support/raw_server.py): keep-alive and pipelining, the head's bounds, framing
-refusals, ``Expect: 100-continue``, HTTP/1.0, the hand-over of WebSockets and of the
-fake's own paths to uvicorn's protocol, a client leaving mid-response, response
-back-pressure and graceful shutdown.
+refusals, ``Expect: 100-continue``, HTTP/1.0, WebSockets served natively
+(tests/live/test_native_websocket.py has the rest), the hand-over of the fake's own HTTP
+paths to uvicorn's protocol, a client leaving mid-response, response back-pressure and
+graceful shutdown.
 """
 
 from __future__ import annotations
@@ -151,10 +152,10 @@ def test_a_request_pipelined_after_a_chunked_body_is_served(native: str) -> None
     assert body_of(second)["body"] == '{"second": true}'
 
 
-def test_a_websocket_pipelined_after_a_chunked_body_is_handed_over_intact(
-    native: str, fake_url: str
+def test_a_websocket_pipelined_after_a_chunked_body_is_served_intact(
+    native: str, fake_rt: str
 ) -> None:
-    """The upgrade's raw bytes reach uvicorn's protocol exactly as sent: no loss."""
+    """The upgrade's head, pipelined after a body in one write, is parsed exactly: no loss."""
     host, port = native.removeprefix("http://").split(":")
     path = relay_url(native).removeprefix(f"ws://{host}:{port}")
     upgrade = (
@@ -171,7 +172,7 @@ def test_a_websocket_pipelined_after_a_chunked_body_is_handed_over_intact(
         while b"\r\n\r\n" not in switched:
             switched += raw.recv(4096)
     assert switched.startswith(b"HTTP/1.1 101"), switched[:200]
-    assert realtime_stats(fake_url)["opened"] == 1
+    assert realtime_stats(fake_rt)["opened"] == 1
 
 
 # --- the head, and framing -------------------------------------------------------------------
@@ -266,10 +267,10 @@ def test_http10_and_connection_close_close_after_the_response(native: str) -> No
             assert closed(sock)  # the second request is never served
 
 
-# --- hand-over -------------------------------------------------------------------------------
+# --- WebSockets and hand-over -----------------------------------------------------------------
 
 
-def test_websockets_are_handed_over_with_the_origin_rule(native: str, fake_url: str) -> None:
+def test_native_websockets_keep_the_origin_rule(native: str, fake_url: str) -> None:
     url = relay_url(native)
     code, answer = refusal(url, origin=OTHER_ORIGIN)
     assert (code, answer) == (403, {"detail": "WebSockets from this origin are not allowed"})

@@ -21,6 +21,11 @@ BODY_TIMEOUT = 1.0
 # A whole body must arrive within this, however steadily it drips.
 BODY_DEADLINE = 2.0
 # The only glob the rate limit covers; the fake serves any id outside ``fake/`` as its image model.
+# Short socket-side timeouts, so a busy WebSocket outliving three times the longest timeout
+# of the contract configuration (BODY_DEADLINE) shows none of them cuts a relayed socket.
+HEADER_TIMEOUT = 1.0
+WS_PING = 1.0
+SOCKET_OUTLIVES = 3 * max(BODY_DEADLINE, BODY_TIMEOUT, HEADER_TIMEOUT, WS_PING) + 0.5
 LIMITED_APP = "fal-ai/limited/model"
 REALTIME_APP = "fal-ai/fast-lcm-diffusion"
 ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**"
@@ -106,6 +111,9 @@ def contract_env(*cors_origins: str) -> dict[str, str]:
         "FALPROXY_RATE_LIMIT": "1/minute fal-ai/limited/**",
         "FALPROXY_BODY_TIMEOUT": f"{BODY_TIMEOUT:g}",
         "FALPROXY_BODY_DEADLINE": f"{BODY_DEADLINE:g}",
+        "FALPROXY_HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}",
+        "FALPROXY_WS_PING_INTERVAL": f"{WS_PING:g}",
+        "FALPROXY_WS_PING_TIMEOUT": f"{WS_PING:g}",
         "FALPROXY_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "FALPROXY_CORS_ORIGINS": ",".join((ALLOWED_ORIGIN, *cors_origins)),
     }

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +15,7 @@ import httpx
 import msgpack
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 ROUTE = "/api/fal/proxy"
 REALTIME = "wss://fal.run/fal-ai/fast-lcm-diffusion/realtime"
@@ -61,6 +62,41 @@ def last_session(fake_url: str) -> dict[str, Any]:
     assert sessions, "the fake saw no realtime session"
     session: dict[str, Any] = sessions[-1]
     return session
+
+
+def keep_busy(ws: ClientConnection, seconds: float, every: float = 0.2) -> int:
+    """Send a 1 KiB message every ``every`` s for ``seconds``, checking each answer of the
+    fake's realtime endpoint; the number of round trips."""
+    message = os.urandom(1024)
+    sent = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        ws.send(pack({"prompt": "busy", "echo": message, "request_id": str(sent)}))
+        answer = unpack(ws.recv(timeout=5))
+        assert (answer["request_id"], answer["echo"]) == (str(sent), message)
+        sent += 1
+        time.sleep(every)
+    return sent
+
+
+def assert_busy_socket_closes_normally(
+    url: str, fake_url: str, seconds: float, **options: Any
+) -> None:
+    """A relayed socket kept busy for ``seconds`` stays open, then closes with 1000 as the
+    client and the fake fal both see it (``options`` go to ``connect``)."""
+    reset_realtime(fake_url)
+    with connect(url, max_size=2**22, **options) as ws:
+        sent = keep_busy(ws, seconds)
+        ws.close(1000, "done")
+        assert ws.protocol.close_rcvd is not None, "the proxy never answered the close"
+        assert ws.protocol.close_rcvd.code == 1000
+    assert sent >= seconds / 0.3, f"only {sent} round trips in {seconds} s"
+    deadline = time.monotonic() + 5
+    session = last_session(fake_url)
+    while "client_close_code" not in session and time.monotonic() < deadline:
+        time.sleep(0.05)
+        session = last_session(fake_url)
+    assert session.get("client_close_code") == 1000, session
 
 
 def raw_handshake(http_url: str, path: str) -> socket.socket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from falproxy.asgi.websocket.close import MAX_REASON_BYTES, RESERVED_CLOSE_CODES, relayed_close
+from falproxy.relay.socket.close import MAX_REASON_BYTES, RESERVED_CLOSE_CODES, relayed_close
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,1 @@
-"""WebSockets on the ASGI front end: handshake admission, the frame relay, close codes."""
+"""WebSockets on the ASGI front end: the ASGI adapter of the relay layer's socket session."""

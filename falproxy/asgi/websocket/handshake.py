@@ -1,4 +1,4 @@
-"""Refusing a WebSocket before the upgrade: the one way a socket refusal is written.
+"""Refusing a WebSocket before the upgrade on the ASGI front end: its one refusal writer.
 
 Everything is decided before the socket is accepted, so a refusal is a real HTTP response
 with a JSON ``detail`` (via the ASGI WebSocket Denial Response extension) rather than a

@@ -1,39 +1,18 @@
-"""One relayed WebSocket, start to end: the socket counterpart of an HTTP call.
+"""An ASGI ``websocket`` scope, served by the relay layer's one socket session.
 
-connect -> admit (the shared pipeline: head, host, target, policy, identity, hooks, limits,
-key) -> open upstream -> accept -> relay -> event. Every refusal, including fal being
-unreachable, happens before the client's socket is accepted and is answered as HTTP.
-Exactly one ProxyEvent is recorded per socket.
+The session itself (admission, upstream, accept, relay, event) is
+:func:`falproxy.relay.socket.session.serve_socket`; this only waits for the ASGI
+``websocket.connect`` message and wraps ``receive``/``send`` in an
+:class:`~falproxy.asgi.websocket.exchange.AsgiSocketExchange`.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-from typing import Protocol
-
-from falproxy.admission.pipeline import Pipeline
-from falproxy.asgi.websocket.handshake import deny_websocket
-from falproxy.asgi.websocket.relay import WsLimits, open_upstream, relay_frames
-from falproxy.config.settings import ProxyConfig
-from falproxy.core.answers import Answer
-from falproxy.core.errors import NotFound, ProxyError
-from falproxy.core.lifecycle import SWITCHING_PROTOCOLS, WEBSOCKET, Phase
-from falproxy.core.pipeline import Incoming
-from falproxy.core.sockets import socket_request_headers
+from falproxy.asgi.websocket.exchange import AsgiSocketExchange
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.ops.calls import CallLog
+from falproxy.relay.socket.session import SocketHost, serve_socket
 
 __all__ = ["serve_websocket"]
-
-METHOD = "WEBSOCKET"
-
-
-class SocketHost(Protocol):
-    """What a socket needs from the app that serves it (``FalProxy``)."""
-
-    config: ProxyConfig
-    pipeline: Pipeline
-    calls: CallLog
 
 
 async def serve_websocket(
@@ -45,37 +24,4 @@ async def serve_websocket(
     """
     if (await receive())["type"] != "websocket.connect":
         return  # the client left before the handshake reached us
-    call = proxy.calls.open(WEBSOCKET, METHOD, scope["headers"])
-    record = call.record
-    limits = WsLimits.from_config(proxy.config)
-    slot = ExitStack()  # this socket's place among its caller's open sockets (ws_limits.py)
-    try:
-        try:
-            if not routed:
-                raise NotFound()
-            query: bytes = scope.get("query_string", b"")
-            incoming = Incoming(WEBSOCKET, METHOD, scope["headers"], scope, query)
-            admitted = await proxy.pipeline.admit(incoming, record)
-            if isinstance(admitted, Answer):
-                record.answer(admitted)
-                await deny_websocket(scope, send, admitted)
-                return
-            sockets = proxy.pipeline.gate.sockets
-            slot.enter_context(sockets.socket(record.identity, admitted.client))  # or 429
-            headers = list(socket_request_headers(scope["headers"], admitted.authorization))
-            call.span.inject(headers)
-            subprotocols = tuple(scope.get("subprotocols") or ())
-            upstream = await open_upstream(admitted.url, headers, subprotocols, limits)
-        except ProxyError as exc:
-            record.refuse(exc)
-            await deny_websocket(scope, send, Answer.of_error(exc))
-            return
-        record.status = SWITCHING_PROTOCOLS
-        record.move(Phase.RELAYING)
-        async with upstream:
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            allow = sockets.message_check(record.identity, admitted.client)
-            await relay_frames(upstream, receive, send, limits, record, allow)
-    finally:
-        slot.close()
-        await proxy.calls.close(call)
+    await serve_socket(proxy, AsgiSocketExchange(scope, receive, send), routed=routed)

@@ -4,9 +4,10 @@ uvicorn stays the process host (workers, signals, lifespan, graceful shutdown); 
 :class:`NativeHttpProtocol` as its HTTP protocol. Each request is parsed by llhttp
 directly, routed by :meth:`FalProxy.serve_http <falproxy.asgi.app.FalProxy.serve_http>`
 and served by the same call path as the ASGI app (:mod:`falproxy.relay.call`) through a
-:class:`~falproxy.standalone.native.exchange.NativeExchange`. What it does not serve
-itself (WebSocket upgrades, the fake fal in fake mode) is handed over, bytes intact, to
-the guarded uvicorn protocol at a request boundary.
+:class:`~falproxy.standalone.native.exchange.NativeExchange`. WebSocket upgrades are
+served here too (:mod:`falproxy.standalone.native.websocket`), through the relay layer's
+socket session; only the fake fal's HTTP pages in fake mode are handed over, bytes intact,
+to the guarded uvicorn protocol at a request boundary.
 """
 
 from falproxy.standalone.native.protocol import NativeHttpProtocol

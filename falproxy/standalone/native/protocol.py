@@ -16,11 +16,11 @@ Requests are served strictly one at a time, in order:
   Once complete, the next request starts only when the client has read the response
   (``FLUSHING`` until the transport drains), so a client that pipelines and never reads
   is held by its own socket buffers, not by the proxy's memory.
-* **upgrade**: a WebSocket handshake is given, with the connection, to the guarded
-  uvicorn protocol, fed the exact bytes the client sent from that request on
-  (:mod:`falproxy.standalone.native.framing`). In fake mode, HTTP requests for the fake
-  fal's ``/_fake`` paths are parsed here like any other and served by the fake through
-  :mod:`falproxy.standalone.native.asgi_http`.
+* **upgrade** (``UPGRADED``): a request with ``Upgrade`` is served by
+  :func:`~falproxy.standalone.native.websocket.serve_upgrade`, which takes the connection
+  (a WebSocket, or a JSON refusal). In fake mode, HTTP requests for the fake fal's
+  ``/_fake`` paths are parsed here like any other and served by the fake through
+  :mod:`falproxy.standalone.native.asgi_http`. No request is handed to another parser.
 
 uvicorn's bookkeeping is kept: ``server_state.connections``/``tasks`` (graceful shutdown
 waits for them), ``total_requests``, ``default_headers`` (Date) and ``shutdown()``.
@@ -49,8 +49,8 @@ from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.asgi_http import serve_asgi_http
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
 from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
+from falproxy.standalone.native.websocket import serve_upgrade
 from falproxy.standalone.protocols import (
-    GuardedHttpToolsProtocol,
     HeadWatch,
     configured_header_timeout,
     refusal_bytes,
@@ -271,8 +271,18 @@ class NativeHttpProtocol(asyncio.Protocol):
     def _start_request(self, head: bytes | bytearray) -> None:
         parser = self._parser
         scope = self._scope(parser.get_method().decode("ascii"), parser.get_http_version())
-        if self._upgrade:
-            self._hand_over(bytes(head + self._inbox))
+        if self._upgrade:  # WebSockets are served natively (websocket.py), never handed over
+            received, self._inbox = bytes(self._inbox), b""
+            self._cancel_timers()
+            self._head.done()
+            self._state.fire(ServerEvent.UPGRADE)
+            self.server_state.connections.discard(self)
+            socket = serve_upgrade(self.transport, scope, received, self)
+            if socket is None:
+                self._cap.leave(self)
+            else:  # an open socket holds its place under the cap, never shed, until it ends
+                self._cap.busy(self)
+                socket.add_done_callback(lambda _: self._cap.leave(self))
             return
         beside = None
         if self._hands_over is not None and self._hands_over(scope):
@@ -544,24 +554,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-
-    # --- hand-over -----------------------------------------------------------------------
-
-    def _hand_over(self, data: bytes) -> None:
-        """Give the connection to the guarded uvicorn protocol, from this request on."""
-        self._resume_reading()
-        self._cancel_timers()
-        self._head.done()
-        self._state.fire(ServerEvent.UPGRADE)
-        self._inbox = b""
-        self.server_state.connections.discard(self)
-        self._cap.leave(self)
-        successor = GuardedHttpToolsProtocol(
-            self.config, self.server_state, self.app_state, _loop=self.loop
-        )
-        successor.connection_made(self.transport)
-        self.transport.set_protocol(successor)
-        successor.data_received(data)
 
 
 _DEFAULTS_CACHE: list[Any] = [None, b""]
