@@ -2,7 +2,8 @@
 
 :meth:`Pipeline.admit` runs, in order: method, head limits, host, target, policy (the
 pure :class:`~falproxy.core.pipeline.Rules`), then identity, ``before_request`` hooks, rate
-limits and the key (the :class:`~falproxy.admission.gate.Gate`), then the body plan. A
+limits and the key (the :class:`~falproxy.admission.gate.Gate`), then request ownership and
+spend budgets (:mod:`falproxy.admission.requests`), then the body plan. A
 front end cannot skip a step because it cannot call them one by one: it gets an
 :class:`Admitted` (or a hook's answer), or a ``ProxyError``, and does only its own I/O.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from falproxy.admission.gate import Gate
+from falproxy.admission.requests import RequestGuard
+from falproxy.admission.watch import CallWatch
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyPlan, plan_body
@@ -38,6 +41,7 @@ class Admitted:
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
     client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
+    watch: CallWatch | None = None  # ownership and budgets: the relay reports fal's answer
 
 
 class Pipeline:
@@ -50,9 +54,11 @@ class Pipeline:
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
+        self.requests = RequestGuard(config, metrics.store_error)
 
     async def aclose(self) -> None:
         await self.gate.aclose()
+        await self.requests.aclose()
 
     async def admit(self, incoming: Incoming, record: CallRecord) -> Admitted | Answer:
         """Admit one call, filling ``record`` in as it goes; an ``Answer`` is a hook's reply.
@@ -67,6 +73,17 @@ class Pipeline:
         record.identity = identity.id if identity is not None else None
         if admission.reply is not None:
             return admission.reply.answer()
+        watch = None
+        if self.requests.active:  # ownership and budgets (admission/requests.py)
+            watch = await self.requests.admit(
+                incoming.kind != HTTP,
+                incoming.method,
+                target,
+                app_id,
+                record.identity,
+                admission.context.client,
+                record,
+            )
         body = None
         if incoming.kind == HTTP:
             body = plan_body(
@@ -85,6 +102,7 @@ class Pipeline:
             url=self.upstreams.url_for(target),
             body=body,
             client=admission.context.client,
+            watch=watch,
         )
 
     async def police_token(self, raw: bytes, scope: Scope, record: CallRecord) -> bytes:
@@ -94,5 +112,9 @@ class Pipeline:
         that count every call (which admission already applied).
         """
         policed = self.policy.check_token_request(raw)
-        await self.gate.count_mint(scope, record.identity, self.policy.token_apps(policed))
+        apps = self.policy.token_apps(policed)
+        await self.gate.count_mint(scope, record.identity, apps)
+        if self.requests.budgets is not None:
+            address = self.gate.address(scope)
+            await self.requests.check_mint(apps, record.identity, address)
         return policed

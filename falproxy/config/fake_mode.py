@@ -27,6 +27,7 @@ FAKE_HOST_PATHS = {
     "rest.fal.ai": "/rest",
     "rest.alpha.fal.ai": "/rest",
     "ws.fal.run": "/ws",
+    "api.fal.ai": "/api",  # fal's platform API: the pricing the proxy asks for itself
 }
 FAKE_MODE_BANNER = (
     "FAKE MODE: every fal call is answered by the fake fal at {base}, "

@@ -25,7 +25,7 @@ from falproxy.core.keys import FalCredential
 from falproxy.core.policy import Policy
 from falproxy.core.rate_rules import RateLimit, is_single_rate
 from falproxy.core.redact import mask_url
-from falproxy.core.targets import ALLOWED_HOSTS
+from falproxy.core.targets import ALLOWED_HOSTS, UPSTREAM_ONLY_HOSTS
 
 LOG_FORMATS = ("text", "json")
 # falproxy serve's HTTP front ends (standalone/cli.py): the native protocol or uvicorn's.
@@ -137,8 +137,8 @@ class Routing:
 
 
 def _check_upstream(host: str, base: str) -> None:
-    if host not in ALLOWED_HOSTS:
-        known = ", ".join(sorted(ALLOWED_HOSTS))
+    if host not in ALLOWED_HOSTS | UPSTREAM_ONLY_HOSTS:
+        known = ", ".join(sorted(ALLOWED_HOSTS | UPSTREAM_ONLY_HOSTS))
         raise InvalidSetting("upstreams", f"maps unknown host {host!r} (known: {known})")
     if not isinstance(base, str):
         raise InvalidSetting("upstreams", f"for {host} must be a base URL string")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from falproxy.config import groups, loader
+from falproxy.config import budgets, groups, loader
 from falproxy.config.parsing import upstream_pairs
 from falproxy.config.table import (
     BOOLEAN,
@@ -40,6 +40,7 @@ from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
 from falproxy.core.keys import FalCredential
 from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
 from falproxy.core.rate_rules import RateLimit
+from falproxy.core.spend_rules import SpendLimit
 
 DEFAULT_ROUTE = "/api/fal/proxy"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # generous for data-URI inputs; uploads go direct
@@ -289,6 +290,26 @@ class ProxyConfig:
         None, INTEGER, "Open client connections per worker; empty: what `ulimit -n` allows.",
         env="FALPROXY_MAX_CONNECTIONS", group="operations",
     )
+    request_ownership: str = setting(
+        "auto", TEXT, "Queued requests readable by their submitter only: auto, on or off.",
+        env="FALPROXY_REQUEST_OWNERSHIP", group="budgets",
+    )
+    request_ttl: float = setting(
+        budgets.DEFAULT_REQUEST_TTL, SECONDS, "Seconds a queued request's record is kept.",
+        env="FALPROXY_REQUEST_TTL", group="budgets",
+    )
+    spend_limits: tuple[SpendLimit, ...] = setting(
+        (), budgets.SPEND_RULES, "Spend budgets in USD separated by ';', e.g. '0.50/day'.",
+        env="FALPROXY_SPEND_LIMIT", group="budgets",
+    )
+    prices_file: str | None = setting(
+        None, TEXT, "JSON or TOML file of endpoint globs to USD per unit (wins over fal's API).",
+        env="FALPROXY_PRICES", group="budgets",
+    )
+    spend_allow_unpriced: bool = setting(
+        False, BOOLEAN, "Admit budgeted calls whose unit price is unknown (default: refuse).",
+        env="FALPROXY_SPEND_ALLOW_UNPRICED", group="budgets",
+    )
     # fmt: on
 
     def __post_init__(self) -> None:
@@ -361,6 +382,10 @@ class ProxyConfig:
         return groups.group_of(groups.Operations, self)
 
     @property
+    def budgets(self) -> budgets.Budgets:
+        return groups.group_of(budgets.Budgets, self)
+
+    @property
     def hooks(self) -> groups.Hooks:
         return groups.group_of(groups.Hooks, self)
 
@@ -409,6 +434,7 @@ _GROUPS = (
     groups.Cors,
     groups.Operations,
     groups.Hooks,
+    budgets.Budgets,
 )
 
 

@@ -220,7 +220,7 @@ class Setting:
         if isinstance(value, Mapping):
             return {key: mask_url(base) for key, base in value.items()}
         if isinstance(value, tuple):
-            return [str(item) if isinstance(item, RateLimit) else item for item in value]
+            return [item if isinstance(item, str) else str(item) for item in value]
         return value
 
 

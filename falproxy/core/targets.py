@@ -22,6 +22,7 @@ __all__ = [
     "ALLOWED_HOSTS",
     "ALLOWED_SCHEMES",
     "MAX_TARGET_LENGTH",
+    "UPSTREAM_ONLY_HOSTS",
     "Target",
     "is_valid_segment",
     "parse_target",
@@ -32,6 +33,9 @@ __all__ = [
 ALLOWED_HOSTS: Final = frozenset(
     {"fal.run", "queue.fal.run", "rest.fal.ai", "rest.alpha.fal.ai", "ws.fal.run"}
 )
+# Hosts the proxy calls for itself and never for a client (a target naming one is 412):
+# fal's pricing API for spend budgets (docs/fal-protocol.md §16). ``--upstream`` maps them.
+UPSTREAM_ONLY_HOSTS: Final = frozenset({"api.fal.ai"})
 # TLS only: the key never travels in clear (the Node proxy takes http://, docs/fal-protocol.md §14).
 ALLOWED_SCHEMES: Final = frozenset({"https", "wss"})
 # The only port spelling accepted; RFC 3986 §3.2.3 lets the default port be omitted instead.

@@ -48,8 +48,13 @@ def event_fields(event: ProxyEvent) -> dict[str, Any]:
 
 def event_summary(event: ProxyEvent) -> str:
     """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``,
-    and ``dropped_headers=N`` when upstream headers carrying the key were withheld."""
+    ``dropped_headers=N`` when upstream headers carrying the key were withheld, and
+    ``units=`` / ``usd=`` when fal billed units and the call was charged to a budget."""
     dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
+    if event.billable_units is not None:
+        dropped += f" units={event.billable_units:g}"
+    if event.cost_usd is not None:
+        dropped += f" usd={event.cost_usd:g}"
     return (
         f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
