@@ -225,6 +225,36 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "before_request": ("Hooks (code only)", "`async (RequestContext) -> Reply | None`."),
     "resolve_key": ("Hooks (code only)", "`async (RequestContext) -> FalCredential | None`."),
     "on_event": ("Hooks (code only)", "`async (ProxyEvent) -> None`."),
+    "request_ownership": (
+        "Ownership and budgets",
+        "`auto` (on when authentication is configured), `on` or `off`. While on, a queued"
+        " request's status, stream, logs, result and cancel are served to the identity that"
+        " submitted it only; others, and ids the proxy never recorded, get 404. Anonymous"
+        " callers share the owner `anonymous`. See [Budgets and ownership](../budgets.md).",
+    ),
+    "request_ttl": (
+        "Ownership and budgets",
+        "Seconds a submitted request's record (owner, held estimate) is kept, in memory or"
+        " Redis; at least 60. A read after it expires is 404 while ownership is on.",
+    ),
+    "spend_limits": (
+        "Ownership and budgets",
+        "Spend budgets in USD, separated by `;`, each `AMOUNT/PERIOD [ENDPOINT_GLOB]"
+        " [per=identity|address|global]`, periods `hour`, `day`, `week`, `month` (fixed UTC"
+        " windows). A spent rule refuses new work for its apps with 402.",
+    ),
+    "prices_file": (
+        "Ownership and budgets",
+        "A `.json` or `.toml` file mapping endpoint globs to USD per billable unit, e.g."
+        ' `{"fal-ai/flux/**": 0.04}`; the first matching glob wins, and the file wins over'
+        " fal's pricing API. An unreadable or malformed file stops start-up.",
+    ),
+    "spend_allow_unpriced": (
+        "Ownership and budgets",
+        "Admit budgeted calls whose unit price is unknown (no file entry, pricing API"
+        " unreachable or silent) instead of refusing them with 402: they pass while their"
+        " rules have room, and are charged nothing.",
+    ),
 }
 SECTIONS = (
     "Key and routing",
@@ -232,6 +262,7 @@ SECTIONS = (
     "Limits and timeouts",
     "WebSocket relay",
     "Identity and rate limits",
+    "Ownership and budgets",
     "Browsers",
     "Logs and metrics",
     "Hooks (code only)",

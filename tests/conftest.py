@@ -107,6 +107,7 @@ def fake_upstreams(fake_url: str) -> dict[str, str]:
         "fal.run": f"{fake_url}/run",
         "queue.fal.run": f"{fake_url}/queue",
         "rest.fal.ai": f"{fake_url}/rest",
+        "api.fal.ai": f"{fake_url}/api",  # fal's pricing API (spend budgets)
     }
 
 

@@ -98,7 +98,7 @@ class Budgets:
                 f"The unit price of {endpoint} is unknown (no FALPROXY_PRICES entry and fal's "
                 "pricing API gave none), so its spend limit cannot be kept"
             )
-        estimate = max(self._last_cost.get(endpoint, 0), to_micro(price or 0.0), 1)
+        estimate = 0 if price is None else max(self._last_cost.get(endpoint, 0), to_micro(price), 1)
         now = datetime.now(UTC)
         counters = [self._counter(rule, identity, address, now) for rule in rules]
         spent = await self._store.hold(counters, estimate)
@@ -136,7 +136,9 @@ class Budgets:
         if hold.settled:
             return None
         hold.settled = True
-        if units is not None and hold.price is not None:
+        if hold.price is None:
+            cost = 0  # admitted unpriced (FALPROXY_SPEND_ALLOW_UNPRICED): nothing to charge
+        elif units is not None:
             cost = to_micro(units * hold.price)
             self._last_cost[hold.endpoint] = cost
         else:
