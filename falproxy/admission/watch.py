@@ -93,10 +93,10 @@ class CallWatch:
             self._context.failed(exc)
             logger.error("a call's cost could not be recorded (storage down)")
             return
-        if units is not None:
-            self._record.billable_units = units
-        if cost is not None:
-            self._record.cost_usd = to_usd(cost)
+        if cost is None:
+            return  # charged already (a result read again): its units count once too
+        self._record.billable_units = units
+        self._record.cost_usd = to_usd(cost)
 
 
 class RunWatch(CallWatch):
