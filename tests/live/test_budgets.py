@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.live.test_ownership import call, submit, wait_completed
-from tests.support.hook_support import bearer, live_proxy
+from tests.support.hook_support import live_proxy
 from tests.support.metrics import scrape, value
 
 RUN = "https://fal.run/fal-ai/flux/dev"
