@@ -100,10 +100,13 @@ class RequestGuard:
         """
         kind, request_id = classify(target, app_id, method)
         try:
-            return await self._admit(websocket, kind, request_id, app_id, identity, address, record)
+            watch = await self._admit(websocket, kind, request_id, app_id, identity, address, record)
         except StoreError as exc:
             self._failed(exc)
             raise StoreUnavailable(headers={"retry-after": "1"}) from None
+        if self._failing:
+            self._recovered()
+        return watch
 
     async def check_mint(self, aliases: Sequence[str], identity: str | None, address: str) -> None:
         """A token mint: refused (402) when a budget of an app it names is spent."""
@@ -142,7 +145,6 @@ class RequestGuard:
                 await budgets.check(app_id, identity, address)
             return None
         hold = await budgets.hold(app_id, identity, address) if budgets is not None else None
-        self._recovered()
         if kind is CallKind.SUBMIT and (self.ownership is not None or hold is not None):
             owner = Ownership.owner_of(identity)
             return SubmitWatch(self._context, record, owner, app_id, hold)
