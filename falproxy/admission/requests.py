@@ -100,7 +100,9 @@ class RequestGuard:
         """
         kind, request_id = classify(target, app_id, method)
         try:
-            watch = await self._admit(websocket, kind, request_id, app_id, identity, address, record)
+            watch = await self._admit(
+                websocket, kind, request_id, app_id, identity, address, record
+            )
         except StoreError as exc:
             self._failed(exc)
             raise StoreUnavailable(headers={"retry-after": "1"}) from None
