@@ -13,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.live.test_ownership import call, submit, wait_completed
-from tests.support.hook_support import live_proxy
+from tests.support.hook_support import bearer, live_proxy
 from tests.support.metrics import scrape, value
+from tests.support.ws_helpers import REALTIME, refusal, relay_url
 
 RUN = "https://fal.run/fal-ai/flux/dev"
 TOKENS = ("tok-a", "tok-b")
@@ -138,3 +140,17 @@ def test_the_access_line_and_event_carry_units_and_cost(
     assert ran[0].cost_usd == pytest.approx(0.04)
     assert any("units=4 usd=0.04" in r.getMessage() for r in caplog.records)
     assert json.dumps(ran[0].cost_usd)  # plain numbers, JSON-ready
+
+
+def test_a_realtime_socket_to_a_spent_app_is_refused(fake_url: str, fake: httpx.Client) -> None:
+    billing(fake, prices={"fal-ai/fast-lcm-diffusion": 0.5})
+    realtime = "https://fal.run/fal-ai/fast-lcm-diffusion"
+    settings = {"auth_tokens": TOKENS, "spend_limits": "0.5/day fal-ai/fast-lcm-diffusion/**"}
+    with live_proxy(fake_url, **settings) as c:
+        assert run(c, "tok-a", realtime).status_code == 200  # 0.5: the budget is spent
+        url = relay_url(str(c.base_url), REALTIME)
+        status, body = refusal(url, additional_headers=bearer("tok-a"))
+        assert status == 402
+        assert body["rule"] == "0.5/day fal-ai/fast-lcm-diffusion/** per=identity"
+        with connect(url, additional_headers=bearer("tok-b")):
+            pass  # another identity's budget is untouched
