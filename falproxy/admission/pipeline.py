@@ -2,8 +2,9 @@
 
 :meth:`Pipeline.admit` runs, in order: method, head limits, host, target, policy (the
 pure :class:`~falproxy.core.pipeline.Rules`), then identity, ``before_request`` hooks, rate
-limits and the key (the :class:`~falproxy.admission.gate.Gate`), then request ownership and
-spend budgets (:mod:`falproxy.admission.requests`), then the body plan. A
+limits and the key (the :class:`~falproxy.admission.gate.Gate`), then the body plan, then
+request ownership and spend budgets (:mod:`falproxy.admission.requests`), last because a
+budget's hold must reach the relay, which releases it however the call ends. A
 front end cannot skip a step because it cannot call them one by one: it gets an
 :class:`Admitted` (or a hook's answer), or a ``ProxyError``, and does only its own I/O.
 """
@@ -73,17 +74,6 @@ class Pipeline:
         record.identity = identity.id if identity is not None else None
         if admission.reply is not None:
             return admission.reply.answer()
-        watch = None
-        if self.requests.active:  # ownership and budgets (admission/requests.py)
-            watch = await self.requests.admit(
-                incoming.kind != HTTP,
-                incoming.method,
-                target,
-                app_id,
-                record.identity,
-                admission.context.client,
-                record,
-            )
         body = None
         if incoming.kind == HTTP:
             body = plan_body(
@@ -92,6 +82,17 @@ class Pipeline:
                 incoming.headers,
                 self.policy,
                 self.config.max_body_bytes,
+            )
+        watch = None
+        if self.requests.active:  # ownership and budgets, last: a hold is never left behind
+            watch = await self.requests.admit(
+                incoming.kind != HTTP,
+                incoming.method,
+                target,
+                app_id,
+                record.identity,
+                admission.context.client,
+                record,
             )
         record.admit(record.identity)
         return Admitted(

@@ -29,6 +29,9 @@ PRICING_HOST: Final = "api.fal.ai"
 PRICING_PATH: Final = "/v1/models/pricing"
 PRICE_TTL_SECONDS: Final = 3600.0
 RETRY_SECONDS: Final = 60.0
+# Endpoints whose price is remembered; past it the oldest answer is forgotten first, so
+# callers naming ever new endpoint ids cannot grow the cache without bound.
+MAX_CACHED_PRICES: Final = 4096
 
 
 # GET url with headers -> (status, body); raises on any failure. Given by the relay layer
@@ -57,7 +60,10 @@ class Prices:
             return cached[0]
         price = await self._ask(endpoint_id)
         ttl = PRICE_TTL_SECONDS if price is not None else RETRY_SECONDS
+        self._cache.pop(endpoint_id, None)
         self._cache[endpoint_id] = (price, now + ttl)
+        if len(self._cache) > MAX_CACHED_PRICES:
+            del self._cache[next(iter(self._cache))]
         return price
 
     def use(self, fetch: Fetch) -> None:

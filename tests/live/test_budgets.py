@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.support.metrics import scrape, value
 from tests.support.ws_helpers import REALTIME, refusal, relay_url
 
 RUN = "https://fal.run/fal-ai/flux/dev"
+ROUTE = "/api/fal/proxy"
 TOKENS = ("tok-a", "tok-b")
 
 
@@ -154,3 +156,20 @@ def test_a_realtime_socket_to_a_spent_app_is_refused(fake_url: str, fake: httpx.
         assert body["rule"] == "0.5/day fal-ai/fast-lcm-diffusion/** per=identity"
         with connect(url, additional_headers=bearer("tok-b")):
             pass  # another identity's budget is untouched
+
+
+def test_a_call_refused_after_admission_leaves_no_hold(fake_url: str, fake: httpx.Client) -> None:
+    billing(fake, prices={"fal-ai/flux/dev": 0.01})
+    settings = {"auth_tokens": TOKENS, "spend_limits": "0.01/day", "max_body_bytes": 1000}
+    big = b'{"prompt": "' + b"x" * 2000 + b'"}'
+
+    def chunked() -> Iterator[bytes]:
+        yield big[:500]
+        yield big[500:]
+
+    with live_proxy(fake_url, **settings) as c:
+        headers = {"x-fal-target-url": RUN, "content-type": "application/json", **bearer("tok-a")}
+        assert c.post(ROUTE, headers=headers, content=big).status_code == 413  # declared
+        assert c.post(ROUTE, headers=headers, content=chunked()).status_code == 413  # streamed
+        assert run(c).status_code == 200  # neither left 0.01 held: the budget had room
+        assert run(c).status_code == 402
