@@ -17,6 +17,8 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.live.test_ownership import call, submit, wait_completed
+from tests.support.cli import clean_env
+from tests.support.cli import run as run_cli
 from tests.support.hook_support import bearer, live_proxy
 from tests.support.metrics import scrape, value
 from tests.support.ws_helpers import REALTIME, refusal, relay_url
@@ -173,3 +175,12 @@ def test_a_call_refused_after_admission_leaves_no_hold(fake_url: str, fake: http
         assert c.post(ROUTE, headers=headers, content=chunked()).status_code == 413  # streamed
         assert run(c).status_code == 200  # neither left 0.01 held: the budget had room
         assert run(c).status_code == 402
+
+
+def test_usage_without_redis_says_where_spend_lives() -> None:
+    answer = run_cli(["usage"], clean_env(FAL_KEY="a:b"))
+    assert answer.returncode == 2
+    assert answer.stderr.strip() == (
+        "falproxy: error: falproxy usage reads FALPROXY_REDIS_URL: without Redis, spend is "
+        "counted in the serving process's memory and only its /metrics show it"
+    )
