@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from falproxy.admission.request_store import KEY_PREFIX, RedisStore, StoreError
+from falproxy.admission.request_store import KEY_PREFIX, StoreError
+from falproxy.admission.request_store_redis import RedisStore
 from falproxy.core.errors import ConfigError
 from falproxy.core.spend_rules import parse_spend_limits, to_usd, window
 
