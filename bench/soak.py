@@ -45,6 +45,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tests.support.proc_stats import open_fds, rss_kib  # noqa: E402
+
 ROUTE = "/api/fal/proxy"
 KEY = "soak-key-id:soak-key-secret"
 JSON = {"content-type": "application/json"}
@@ -140,17 +144,6 @@ def start_processes() -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes],
         except httpx.HTTPError:
             time.sleep(0.2)
     raise SystemExit("proxy or fake did not start")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def target(url: str) -> dict[str, str]:

@@ -24,10 +24,15 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.proc_stats import rss_kib
 
 KEY = "bench-key-id:bench-key-secret"
 TARGET = "wss://fal.run/fal-ai/fast-lcm-diffusion/realtime"
@@ -61,14 +66,6 @@ def child(args: list[str], port: int, env: dict[str, str]) -> Iterator[subproces
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 async def round_trips(url: str, count: int, headers: dict[str, str]) -> int:

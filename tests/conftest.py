@@ -1,7 +1,13 @@
-"""Live-server fixtures: uvicorn on loopback ports, the fake fal, and a secret scan.
+"""Live-server fixtures: uvicorn on loopback ports, the fake fal, and a secret scan; tiers.
 
 Every live test talks to real sockets: the proxy and the fake each run in a uvicorn
 server on their own 127.0.0.1 port, in a background thread with its own event loop.
+
+Every test gets one tier marker from where it lives (registered in pyproject.toml):
+``unit``, ``live``, ``contract``, ``deploy``, or ``browser`` for the tests that need
+Chromium or Node's official client, wherever they live. The live modules in
+:data:`CORE_LIVE_MODULES` also get ``core``: with the unit tests they are the fast loop
+(``./scripts/test --fast``, which runs ``-m "unit or core"``).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +24,39 @@ import pytest
 import uvicorn
 
 from falproxy import FalCredential, FalProxy, ProxyConfig
+from falproxy.config import fake_mode
 from falproxy.fake import create_fake_app
 from tests.support.browser import browser, bundle  # noqa: F401 (shared fixtures)
 from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
 from tests.support.ws_fixtures import events, fake_rt  # noqa: F401 (shared fixtures)
+
+TESTS = Path(__file__).resolve().parent
+# The tiers named by their folder under tests/.
+FOLDER_TIERS = ("unit", "live", "contract", "deploy")
+# Modules that drive Node's official client (the browser's mark themselves: NEEDS_BROWSER).
+NODE_MODULES = frozenset({"live/test_official_client.py"})
+# Live tests of the core path of a call, on both servers: the proxy end to end, the native
+# protocol, the lean upstream client and its TLS trust, the HTTP and WebSocket relays,
+# attacks, hostile and faulty upstreams, aborts that must not leak. A change to
+# falproxy/core, relay, client or the native server is first checked against these.
+CORE_LIVE_MODULES = frozenset(
+    {
+        "live/test_proxy_live.py",
+        "live/test_native_protocol.py",
+        "live/test_lean_client.py",
+        "live/test_serve_bounds.py",
+        "live/test_upstream_failures.py",
+        "live/test_differential.py",
+        "live/test_abuse.py",
+        "live/test_relay_engine.py",
+        "live/test_faults.py",
+        "live/test_header_bytes.py",
+        "live/test_redirects.py",
+        "live/test_relay_ws.py",
+        "live/test_upstream_tls.py",
+        "live/test_leaks.py",
+    }
+)
 
 TEST_KEY = "test-key-id:test-key-secret"
 TEST_KEY_SECRET = "test-key-secret"
@@ -103,12 +139,8 @@ def serve(app: Any, *, lifespan: str = "on", **uvicorn_options: Any) -> Iterator
 
 
 def fake_upstreams(fake_url: str) -> dict[str, str]:
-    return {
-        "fal.run": f"{fake_url}/run",
-        "queue.fal.run": f"{fake_url}/queue",
-        "rest.fal.ai": f"{fake_url}/rest",
-        "api.fal.ai": f"{fake_url}/api",  # fal's pricing API (spend budgets)
-    }
+    """Every fal host mapped to the fake at ``fake_url``, as fake mode maps them."""
+    return fake_mode.fake_upstreams(fake_url)
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +179,20 @@ def proxy_url(fake_url: str) -> Iterator[str]:
 def client(proxy_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=proxy_url, timeout=30) as http:
         yield http
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test its tier marker, and the core live tests ``core``."""
+    for item in items:
+        where = item.path.resolve().relative_to(TESTS).as_posix()
+        folder = where.partition("/")[0]
+        if item.get_closest_marker("browser") is None and where in NODE_MODULES:
+            item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("browser") is None and folder in FOLDER_TIERS:
+            item.add_marker(getattr(pytest.mark, folder))
+        if where in CORE_LIVE_MODULES and item.get_closest_marker("live") is not None:
+            item.add_marker(pytest.mark.core)
 
 
 class _Collector(logging.Handler):

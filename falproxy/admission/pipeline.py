@@ -56,6 +56,7 @@ class Pipeline:
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
         self.requests = RequestGuard(config, metrics.store_error)
+        self._backups = config.backup_domains
 
     async def aclose(self) -> None:
         await self.gate.aclose()
@@ -105,6 +106,12 @@ class Pipeline:
             client=admission.context.client,
             watch=watch,
         )
+
+    def backup_url(self, target: Target) -> str | None:
+        """Where ``target`` goes if its host cannot be reached (FALPROXY_BACKUP_DOMAINS).
+
+        Asked only then, so a call that reaches fal pays nothing for it."""
+        return self.upstreams.backup_url_for(target) if self._backups else None
 
     async def police_token(self, raw: bytes, scope: Scope, record: CallRecord) -> bytes:
         """A token-minting body, policed (the JSON to forward), and counted by the limits.

@@ -2,7 +2,7 @@
 
 ``GET https://api.fal.ai/v1/models/pricing?endpoint_id=<id>`` with the proxy's own key
 answers ``{"prices": [{"endpoint_id", "unit_price", "unit", "currency"}, ...]}``
-(docs/fal-protocol.md §16, assumed). ``api.fal.ai`` is a host the proxy calls for itself:
+(docs/fal-protocol.md §17, assumed). ``api.fal.ai`` is a host the proxy calls for itself:
 no client target may name it (412), and ``--upstream api.fal.ai=URL`` maps it like the
 other fal hosts (the fake serves it under ``/api``).
 

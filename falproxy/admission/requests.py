@@ -28,7 +28,7 @@ from falproxy.admission.pricing import Prices
 from falproxy.admission.request_store import RequestStore, StoreError, open_store
 from falproxy.admission.spend import Budgets
 from falproxy.admission.watch import CallWatch, ResultWatch, RunWatch, SubmitWatch, WatchContext
-from falproxy.config.budgets import ownership_enabled
+from falproxy.config.budgets import ownership_enabled, price_table
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import StoreUnavailable
 from falproxy.core.lifecycle import CallRecord
@@ -44,15 +44,14 @@ class RequestGuard:
     """Ownership and budgets of one proxy; inert (``active`` false) when both are off."""
 
     def __init__(self, config: ProxyConfig, on_error: Callable[[], None]) -> None:
-        settings = config.budgets
         self.ownership_on = ownership_enabled(config)
-        rules = settings.spend_limits
+        rules = config.spend_limits
         self.active = self.ownership_on or bool(rules)
         self.store: RequestStore | None = open_store(config.redis_url) if self.active else None
         self._on_error = on_error
         self._failing = False
         self.ownership = (
-            Ownership(self.store, settings.request_ttl)
+            Ownership(self.store, config.request_ttl)
             if self.store is not None and self.ownership_on
             else None
         )
@@ -60,15 +59,15 @@ class RequestGuard:
         if rules and self.store is not None:
             credential = config.require_credential()
             base = config.upstreams.get("api.fal.ai", PRICING_BASE)
-            prices = Prices(settings.prices(), base, credential.authorization)
+            prices = Prices(price_table(config.prices_file), base, credential.authorization)
             self.budgets = Budgets(
                 rules,
                 prices,
                 self.store,
-                allow_unpriced=settings.spend_allow_unpriced,
+                allow_unpriced=config.spend_allow_unpriced,
                 ipv6_prefix=config.ipv6_prefix,
             )
-        self._context = WatchContext(self.store, self.budgets, settings.request_ttl, self._failed)
+        self._context = WatchContext(self.store, self.budgets, config.request_ttl, self._failed)
 
     async def aclose(self) -> None:
         if self.store is not None:

@@ -39,7 +39,7 @@ from falproxy.core.spend_rules import to_usd
 
 logger = logging.getLogger("falproxy.admission.requests")
 
-# fal's response header with the units a call is billed for (docs/fal-protocol.md §16).
+# fal's response header with the units a call is billed for (docs/fal-protocol.md §17).
 BILLABLE_UNITS_HEADER: Final = b"x-fal-billable-units"
 REQUEST_ID_HEADER: Final = b"x-fal-request-id"
 # A submit answer is a few hundred bytes of JSON; read no more to find its request id.

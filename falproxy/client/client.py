@@ -13,6 +13,10 @@ A request is sent a second time only when fal cannot have acted on the first: no
 it reached the connection, or its method is idempotent (:class:`UpstreamSettings`). A POST
 written to a kept-alive connection that then dies without answering is a 502, never a
 resend: fal may already be running (and billing) the inference.
+
+With a ``backup`` (giving fal's backup domain for the same call), a host that cannot be
+reached at all — name resolution, refused, connect timeout, TLS handshake — is replaced
+by the backup once, before any byte of the request was sent anywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from falproxy.client.connection import UpstreamConnection
 from falproxy.client.pool import Pool
@@ -31,6 +35,8 @@ from falproxy.client.settings import UpstreamSettings
 from falproxy.core.errors import UpstreamTimeout, UpstreamUnavailable
 
 Body = bytes | AsyncIterator[bytes] | None
+# Gives the backup URL of a call (fal's backup domain), asked only when the host is unreachable.
+Backup = Callable[[], str | None]
 
 logger = logging.getLogger("falproxy.upstream")
 
@@ -45,6 +51,15 @@ class _BodyFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__()
         self.error = error
+
+
+class _Unreachable(Exception):
+    """No connection to the host could be opened (nothing was sent): the backup may be."""
+
+    def __init__(self, error: UpstreamUnavailable, cause: str) -> None:
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
 
 
 class _Unanswered(Exception):
@@ -108,6 +123,7 @@ class LeanClient:
         body: Body,
         *,
         head_timeout: float,
+        backup: Backup | None = None,
     ) -> UpstreamResponse:
         """Send one request and return once the response head arrived.
 
@@ -125,51 +141,92 @@ class LeanClient:
             head = encode_head(method, target, headers, length=size, chunked=chunked)
         except ValueError as exc:
             raise failed(UpstreamUnavailable(), f"the request cannot be written: {exc}") from None
+        try:
+            return await self._send(method, target, head, body, chunked, length, head_timeout)
+        except _Unreachable as unreachable:
+            backup_url = None if backup is None else backup()
+            if backup_url is None:
+                raise failed(unreachable.error, unreachable.cause) from None
+            logger.warning(
+                "%s; sending the call to fal's backup domain at %s",
+                unreachable.cause,
+                backup_url.split("/")[2],
+            )
+        second = parse_target(backup_url)
+        head = encode_head(method, second, headers, length=size, chunked=chunked)
+        try:
+            response = await self._send(method, second, head, body, chunked, length, head_timeout)
+        except _Unreachable as unreachable:
+            raise failed(unreachable.error, unreachable.cause) from None
+        response.via_backup = True
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        target: Target,
+        head: bytes,
+        body: Body,
+        chunked: bool,
+        length: int | None,
+        head_timeout: float,
+    ) -> UpstreamResponse:
+        """One host: a pooled or new connection, and at most one resend (see above)."""
+        streamed = body is not None and not isinstance(body, bytes)
         pool = self._pool
         if pool is None:
             settings = self.settings
             pool = self._pool = Pool(
                 max_idle=settings.max_idle, idle_seconds=settings.keepalive_idle
             )
-        where = f"{target.host}:{target.port}"
+        # One deadline for connecting, sending and the response head; checked where the
+        # call waits (cheaper per call than an asyncio.timeout scope).
+        deadline = asyncio.get_running_loop().time() + head_timeout
         phase = "connecting to"
         try:
-            async with asyncio.timeout(head_timeout):
-                for attempt in (0, 1):
-                    conn = pool.take(target.origin) if attempt == 0 else None
-                    if conn is None:
-                        phase = "connecting to"
-                        conn = await self._connect(target)
-                    phase = "waiting for the response head of"
+            for attempt in (0, 1):
+                conn = pool.take(target.origin) if attempt == 0 else None
+                if conn is None:
+                    phase = "connecting to"
                     try:
-                        return await self._exchange(conn, method, head, body, chunked, length)
-                    except _Unanswered as unanswered:
-                        conn.close()
-                        resend = unanswered.unsent or self.settings.may_resend(method)
-                        if streamed or attempt or not resend:
-                            raise failed(
-                                UpstreamUnavailable(),
-                                f"{where} closed the connection without answering"
-                                + ("" if resend else f" (a {method} is never sent twice)"),
-                            ) from None
-                    except BaseException:
-                        conn.close()
+                        conn = await self._connect(target, deadline)
+                    except _Unreachable as unreachable:
+                        if attempt:  # a request went out before: no other host now
+                            raise failed(unreachable.error, unreachable.cause) from None
                         raise
+                phase = "waiting for the response head of"
+                try:
+                    return await self._exchange(conn, method, head, body, chunked, length, deadline)
+                except _Unanswered as unanswered:
+                    conn.close()
+                    resend = unanswered.unsent or self.settings.may_resend(method)
+                    if streamed or attempt or not resend:
+                        raise failed(
+                            UpstreamUnavailable(),
+                            f"{target.host}:{target.port} closed the connection without answering"
+                            + ("" if resend else f" (a {method} is never sent twice)"),
+                        ) from None
+                except BaseException:
+                    conn.close()
+                    raise
         except _BodyFailed as error:
             raise error.error from None
         except TimeoutError:
+            where = f"{target.host}:{target.port}"
             raise failed(
                 UpstreamTimeout(), f"timed out {phase} {where} after {head_timeout:g} s"
             ) from None
         raise UpstreamUnavailable()  # not reached: the loop returns or raises
 
-    async def _connect(self, target: Target) -> UpstreamConnection:
+    async def _connect(self, target: Target, deadline: float) -> UpstreamConnection:
+        """A new connection to ``target``; :class:`_Unreachable` when none can be opened,
+        ``TimeoutError`` when the call's ``deadline`` passes first."""
         loop = asyncio.get_running_loop()
         tls = self.settings.ssl_context() if target.scheme == "https" else None
         origin = target.origin
         where = f"{target.host}:{target.port}"
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout_at(min(deadline, loop.time() + self.connect_timeout)):
                 _, conn = await loop.create_connection(
                     lambda: UpstreamConnection(origin),
                     target.host,
@@ -179,14 +236,16 @@ class LeanClient:
                     ssl_handshake_timeout=self.connect_timeout if tls else None,
                 )
         except TimeoutError:
-            raise failed(
+            if loop.time() >= deadline:
+                raise  # the call's own deadline, not the connect timeout
+            raise _Unreachable(
                 UpstreamTimeout(),
                 f"connecting to {where} (TCP and TLS) took over {self.connect_timeout:g} s",
             ) from None
         except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
-            raise failed(UpstreamUnavailable(), self._connect_cause(target, exc)) from None
+            raise _Unreachable(UpstreamUnavailable(), self._connect_cause(target, exc)) from None
         if conn.lost:
-            raise failed(UpstreamUnavailable(), f"{where} closed the connection at once")
+            raise _Unreachable(UpstreamUnavailable(), f"{where} closed the connection at once")
         conn.on_gone = self._live.discard
         self._live.add(conn)
         return conn
@@ -217,6 +276,7 @@ class LeanClient:
         body: Body,
         chunked: bool,
         length: int | None,
+        deadline: float,
     ) -> UpstreamResponse:
         conn.start(head_only=method == "HEAD")
         reused, conn.reused = conn.reused, True
@@ -227,12 +287,14 @@ class LeanClient:
                 else:
                     conn.write(head)
                     conn.write(body)
-                    await conn.drain()
+                    async with asyncio.timeout_at(deadline):
+                        await conn.drain()
             elif body is None:
                 conn.write(head)
             else:
                 conn.write(head)
-                await _send_stream(conn, body, chunked, length)
+                async with asyncio.timeout_at(deadline):
+                    await _send_stream(conn, body, chunked, length)
             conn.request_sent()
         except ConnectionError:
             if not conn.head_done:
@@ -240,6 +302,7 @@ class LeanClient:
                     raise _Unanswered(unsent=conn.sent == 0) from None
                 raise self._broken(conn) from None
             conn.close()  # an early answer (say 413) is still relayed, on a spent connection
+        loop = asyncio.get_running_loop()
         while not conn.head_done:
             if conn.error is not None:
                 raise self._broken(conn)
@@ -247,7 +310,10 @@ class LeanClient:
                 if reused and not conn.got_bytes:
                     raise _Unanswered(unsent=conn.sent == 0)
                 raise self._broken(conn)
-            await conn.wait(None)  # bounded by the caller's head timeout
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError()
+            await conn.wait(remaining)
         return UpstreamResponse(conn, self.idle_timeout, self._recycle)
 
     def _broken(self, conn: UpstreamConnection) -> UpstreamUnavailable:

@@ -57,6 +57,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._parser: httptools.HttpResponseParser | None = None
+        # llhttp is ready for the next message after a complete one: reused while clean.
+        self._llhttp: httptools.HttpResponseParser | None = None
         self._reset(head_only=False)
 
     # -- the response being read ------------------------------------------------------
@@ -91,7 +93,9 @@ class UpstreamConnection(asyncio.Protocol):
         """Ready for the response to a new request (``head_only`` for HEAD)."""
         self.machine.fire(ClientEvent.SEND)
         self._reset(head_only=head_only)
-        self._parser = response_parser(self)
+        if self._llhttp is None:
+            self._llhttp = response_parser(self)
+        self._parser = self._llhttp
 
     def request_sent(self) -> None:
         """The request's last byte was handed to the transport."""
@@ -209,6 +213,7 @@ class UpstreamConnection(asyncio.Protocol):
             # A HEAD answer has no body, whatever its length says: the message ends here.
             self.keep_alive = self._parser.should_keep_alive()
             self.message_complete = True
+            self._llhttp = None  # it still expects the body the head announced: never reused
             self.machine.fire(ClientEvent.COMPLETE)
 
     def on_body(self, body: bytes) -> None:

@@ -7,6 +7,7 @@ the caller gave none) and the body's framing (when the caller gave none).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from falproxy.wire.fields import valid_name, valid_value
@@ -36,17 +37,26 @@ class Target:
 def parse_target(url: str) -> Target:
     """Split an absolute http(s) URL; ``ValueError`` on anything else."""
     scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in DEFAULT_PORTS:
+    if not sep:
         raise ValueError("not an absolute http(s) URL")
     end = len(rest)
     for mark in "/?#":
         at = rest.find(mark)
         if at != -1 and at < end:
             end = at
-    authority, path = rest[:end], rest[end:].partition("#")[0]
+    path = rest[end:].partition("#")[0]
     if not path.startswith("/"):
         path = "/" + path
+    scheme, host, port, shown = _origin(scheme, rest[:end])
+    return Target(scheme, host, port, shown, path.encode("latin-1"))
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(scheme: str, authority: str) -> tuple[str, str, int, bytes]:
+    """Scheme, host, port and Host header of an origin: a handful per proxy, so cached."""
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError("not an absolute http(s) URL")
     if not authority or "@" in authority:
         raise ValueError("the URL needs a host and no user information")
     if authority.startswith("["):
@@ -65,7 +75,7 @@ def parse_target(url: str) -> Target:
         raise ValueError("the URL needs a host and a valid port")
     if port != DEFAULT_PORTS[scheme]:
         shown = f"{shown}:{port}"
-    return Target(scheme, host, port, shown.encode("ascii"), path.encode("latin-1"))
+    return scheme, host, port, shown.encode("ascii")
 
 
 def encode_head(

@@ -16,7 +16,15 @@ class UpstreamResponse:
     :meth:`release` and :meth:`close` ends it; both are safe to call again.
     """
 
-    __slots__ = ("_conn", "_idle_timeout", "_recycle", "complete", "headers", "status")
+    __slots__ = (
+        "_conn",
+        "_idle_timeout",
+        "_recycle",
+        "complete",
+        "headers",
+        "status",
+        "via_backup",
+    )
 
     def __init__(
         self,
@@ -30,6 +38,7 @@ class UpstreamResponse:
         self.status = conn.status
         self.headers = conn.headers
         self.complete = False
+        self.via_backup = False  # sent to the backup URL (the first host was unreachable)
 
     @property
     def buffered(self) -> int:

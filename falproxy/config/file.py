@@ -41,6 +41,4 @@ def config_from_sources(env: Mapping[str, str]) -> ProxyConfig:
 
 def load_with_warnings(env: Mapping[str, str]) -> tuple[ProxyConfig, list[str]]:
     """:func:`config_from_sources` without logging: the warnings are returned instead."""
-    path = env.get(CONFIG_FILE_ENV, "").strip()
-    base = load_config_file(path) if path else None
-    return loader.load(env, base=base, settings=SETTINGS, build=ProxyConfig)
+    return loader.load_sources(env, settings=SETTINGS, build=ProxyConfig)

@@ -86,6 +86,15 @@ def load(
         raise ConfigError(exc.label(labels)) from None
 
 
+def load_sources(
+    env: Mapping[str, str], *, settings: tuple[Setting, ...], build: Callable[..., Config]
+) -> tuple[Config, list[str]]:
+    """:func:`load` with the file named by ``FALPROXY_CONFIG`` in ``env`` (if any) as base."""
+    path = env.get(CONFIG_FILE_ENV, "").strip()
+    base = load_file(path, settings) if path else None
+    return load(env, base=base, settings=settings, build=build)
+
+
 def parse_text(row: Setting, raw: str, label: str) -> object:
     """``raw`` read as ``row``'s text form; ConfigError names ``label``, quotes only safe text."""
     assert row.parse is not None

@@ -1,9 +1,11 @@
 """The shape of the settings table: what each setting is called where, and how it is read.
 
 :class:`~falproxy.config.settings.ProxyConfig` declares every setting once, as a dataclass
-field whose metadata is built by :func:`setting`; :func:`settings_of` turns those fields
-into :class:`Setting` rows (``falproxy.config.SETTINGS``), which the environment loader,
-the TOML loader, ``describe()`` and the generated configuration reference all read.
+field whose metadata is built by :func:`setting`: its type, default, variable, group
+(:mod:`falproxy.config.groups`), a one-line doc and the reference's longer meaning.
+:func:`settings_of` turns those fields into :class:`Setting` rows
+(``falproxy.config.SETTINGS``), which the environment loader, the TOML loader, the groups,
+``describe()`` and the generated configuration reference all read.
 
 A :class:`Kind` says how one sort of value is written: its text form (an environment
 variable, or a string in the file), its typed TOML form, and how a value given in code is
@@ -20,10 +22,12 @@ from types import MappingProxyType
 from typing import Any
 
 from falproxy.config import parsing
+from falproxy.config.groups import GROUP_NAMES
 from falproxy.core.errors import InvalidSetting
 from falproxy.core.keys import FalCredential
 from falproxy.core.rate_rules import RateLimit, parse_rate_limits
 from falproxy.core.redact import mask_url
+from falproxy.core.spend_rules import SpendLimit, parse_spend_limits
 
 METADATA_KEY = "falproxy.setting"
 
@@ -145,6 +149,44 @@ BOOLEAN = Kind("boolean", parsing.boolean, _file_boolean, echo=True)
 LIST = Kind("comma-separated list", parsing.words, _file_strings, _normalise_strings)
 UPSTREAMS = Kind("HOST=BASE_URL pairs", parsing.upstream_pairs, _file_mapping, _normalise_mapping)
 RATE_RULES = Kind("rate-limit rules", parsing.rate_rules, _file_rules, _normalise_rules)
+
+
+def _text_spend_rules(raw: str) -> tuple[SpendLimit, ...]:
+    try:
+        return parse_spend_limits(raw)
+    except ValueError as exc:
+        raise ValueError(f"has a {exc}") from None
+
+
+def _file_spend_rules(value: Any) -> tuple[SpendLimit, ...]:
+    if isinstance(value, str):
+        return parse_spend_limits(value)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of rules (or one string with rules separated by ';')")
+    return tuple(rule for item in value for rule in parse_spend_limits(item))
+
+
+def _normalise_spend_rules(name: str, value: Any) -> tuple[SpendLimit, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InvalidSetting(name, "must be a list of SpendLimit rules")
+    rules: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            try:
+                rules.extend(parse_spend_limits(item))
+            except ValueError as exc:
+                raise InvalidSetting(name, str(exc)) from None
+        else:
+            rules.append(item)
+    return tuple(rules)
+
+
+# FALPROXY_SPEND_LIMIT (issue 20): the same three forms as the rate-limit rules.
+SPEND_RULES = Kind(
+    "spend-limit rules", _text_spend_rules, _file_spend_rules, _normalise_spend_rules
+)
 CREDENTIAL = Kind("fal key (KEY_ID:KEY_SECRET)", None, _file_text, _normalise_credential)
 HOOKS = Kind("async callables", None, _not_in_file, _normalise_hooks)
 
@@ -156,12 +198,14 @@ class _Declared:
     env: str | None
     secret: bool
     group: str
+    meaning: str
 
 
 def setting(
     default: Any,
     kind: Kind,
     doc: str,
+    meaning: str | None = None,
     *,
     env: str | None,
     group: str,
@@ -169,9 +213,13 @@ def setting(
 ) -> Any:
     """A ``ProxyConfig`` field carrying its row of the settings table (secrets not in repr).
 
+    ``doc`` is one short line; ``meaning`` the reference's text (``doc`` when omitted).
+    ``group`` names one of :data:`~falproxy.config.groups.GROUPS` (checked here, at import).
     An unhashable default (a read-only mapping) is given as a factory, as dataclasses ask.
     """
-    declared = _Declared(kind, doc, env, secret, group)
+    if group not in GROUP_NAMES:
+        raise ValueError(f"unknown settings group {group!r} (known: {sorted(GROUP_NAMES)})")
+    declared = _Declared(kind, doc, env, secret, group, meaning or doc)
     metadata = {METADATA_KEY: declared}
     if isinstance(default, Mapping):
         frozen = MappingProxyType(dict(default))
@@ -186,9 +234,10 @@ class Setting:
     ``name`` is the ``ProxyConfig`` keyword and attribute; ``env`` the environment variable
     (``None``: code only; ``FAL_KEY`` also accepts ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``);
     ``file_key`` the TOML key (``None``: code only); ``kind`` the value's type name;
-    ``parse`` its text form; ``default`` the value when unset; ``doc`` one line for the
-    reference; ``secret`` whether it is masked everywhere; ``group`` the sub-settings
-    object it belongs to (``config.timeouts``...); ``deprecated_env`` older variable names.
+    ``parse`` its text form; ``default`` the value when unset; ``doc`` one short line;
+    ``secret`` whether it is masked everywhere; ``group`` the group it is checked with and
+    listed under (``config.timeouts``...); ``deprecated_env`` older variable names;
+    ``meaning`` the configuration reference's text.
     """
 
     name: str
@@ -201,6 +250,7 @@ class Setting:
     secret: bool
     group: str
     deprecated_env: tuple[str, ...] = ()
+    meaning: str = ""
     value_kind: Kind = field(default=TEXT, repr=False, compare=False)
 
     def show(self, value: Any) -> Any:
@@ -248,6 +298,7 @@ def settings_of(cls: type, deprecated: Mapping[str, tuple[str, ...]]) -> tuple[S
                 secret=declared.secret,
                 group=declared.group,
                 deprecated_env=deprecated.get(item.name, ()),
+                meaning=declared.meaning,
                 value_kind=declared.kind,
             )
         )

@@ -34,3 +34,4 @@ class ProxyEvent:
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
     billable_units: float | None = None  # fal's x-fal-billable-units, when it sent them
     cost_usd: float | None = None  # charged against spend budgets (units x unit price)
+    backup_domain: bool = False  # sent to fal's backup domain (fal.run could not be reached)

@@ -1,7 +1,7 @@
 """Billing in the fake: ``x-fal-billable-units`` on answers, and fal's pricing API.
 
 fal reports what a call costs in ``x-fal-billable-units`` on a sync run's answer and on a
-queued request's result (docs/fal-protocol.md §16); the fake sends it on those two answers
+queued request's result (docs/fal-protocol.md §17); the fake sends it on those two answers
 when they succeed, with a unit count per app (``[ns/]owner/alias``, default 1).
 ``api.fal.ai`` is served under ``/api``: ``GET /api/v1/models/pricing?endpoint_id=<id>``
 answers ``{"prices": [{"endpoint_id", "unit_price", "unit", "currency"}], ...}`` with a

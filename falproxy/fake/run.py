@@ -82,7 +82,7 @@ class RunEndpoints:
         if await sleep_unless_gone(request, seconds):
             return Response(status_code=499)  # nobody is listening any more
         response = outcome_response(outcome)
-        if outcome.status_code == 200:  # fal bills successful runs (docs/fal-protocol.md §16)
+        if outcome.status_code == 200:  # fal bills successful runs (docs/fal-protocol.md §17)
             response.headers.update(self.ctx.billing.units_header(endpoint.app_id))
         return response
 

@@ -91,6 +91,12 @@ class ProxyMetrics:
         self.limited = Counter(
             "falproxy_rate_limited", "Calls refused by a rate limit", ["rule"], registry=r
         )
+        self.backup_calls = Counter(
+            "falproxy_upstream_backup_calls",
+            "Calls sent to fal's backup domain because fal.run could not be reached",
+            ["kind"],
+            registry=r,
+        )
         self.limiter_errors = Counter(
             "falproxy_rate_limit_storage_errors",
             "Rate-limit storage failures (e.g. Redis down), by what the proxy did",
@@ -140,6 +146,8 @@ class ProxyMetrics:
             first_byte.observe(event.first_byte_seconds)
         bytes_up.inc(event.bytes_up)
         bytes_down.inc(event.bytes_down)
+        if event.backup_domain:
+            self.backup_calls.labels(event.kind).inc()
         if event.billable_units is not None or event.cost_usd is not None:
             self._money(app, event)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol
 
 from falproxy.admission.pipeline import Admitted, Pipeline
@@ -102,7 +103,14 @@ async def _send(
     scope = exchange.scope
     headers = upstream_request_headers(scope["headers"], admitted.authorization, length)
     call.span.inject(headers)
-    request = build_request(proxy.upstream, scope["method"], admitted.url, headers, body)
+    request = build_request(
+        proxy.upstream,
+        scope["method"],
+        admitted.url,
+        headers,
+        body,
+        partial(proxy.pipeline.backup_url, admitted.target),
+    )
     record.move(Phase.RELAYING)
     relayed = relay(
         proxy.upstream,

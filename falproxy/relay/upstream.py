@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from falproxy.admission.watch import CallWatch
 from falproxy.client import LeanClient, UpstreamResponse, UpstreamSettings
+from falproxy.client.client import Backup
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import UpstreamBroken
 from falproxy.core.headers import Headers, client_response_headers
@@ -42,6 +43,7 @@ class UpstreamRequest:
     url: str
     headers: Headers
     body: Body = None
+    backup: Backup | None = None  # tried only if ``url``'s host cannot be reached
 
     @property
     def authorization(self) -> bytes:
@@ -103,8 +105,10 @@ async def relay(
         request.headers,
         request.body,
         head_timeout=header_timeout,
+        backup=request.backup,
     )
     record.first_byte_seconds = time.perf_counter() - started
+    record.backup_domain = response.via_backup
     await _stream_response(response, sink, record, request.authorization, extra_headers, watch)
 
 
@@ -162,8 +166,13 @@ def _request_id(headers: Headers) -> str | None:
 
 
 def build_request(
-    upstream: UpstreamClient, method: str, url: str, headers: Headers, body: Body
+    upstream: UpstreamClient,
+    method: str,
+    url: str,
+    headers: Headers,
+    body: Body,
+    backup: Backup | None = None,
 ) -> UpstreamRequest:
     """The call for the rebuilt URL: sent as checked, byte for byte (no re-quoting)."""
     del upstream  # kept in the signature: requests used to be built by the client
-    return UpstreamRequest(method, url, headers, body)
+    return UpstreamRequest(method, url, headers, body, backup)

@@ -4,7 +4,8 @@ Two ``falproxy serve`` replicas, installed exactly as the Dockerfile installs th
 virtual environment holding the wheel and nothing else, tests/support/image_venv.py), a
 real ``redis-server``, and Debian's nginx running the very ``deploy/nginx.conf``. The
 replicas get the environment of a deploy file: ``deploy/docker-compose.yml`` with
-``deploy/falproxy.env.example``, or the Kubernetes ConfigMap, Secret and Deployment.
+``deploy/falproxy.env.example``, or the Kubernetes ConfigMap, the example Secret and the
+Deployment.
 
 What the test rewrites, and only that: addresses (loopback ports instead of
 ``falproxy-a:8080``, ``falproxy-b:8080``, ``listen 8080`` and the Redis host; the load
@@ -37,6 +38,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.deploy.manifests import by_kind, container_env
 from tests.support.image_venv import ImageVenv
 from tests.support.ports import free_port
 from tests.support.procs import (
@@ -46,14 +48,13 @@ from tests.support.procs import (
     falproxy_serve,
     need,
     proxy_env,
-    redis_server,
     stop,
     wait_until_up,
 )
+from tests.support.redis_support import running_redis
 from tests.support.settings_table import falproxy_variables
 
 DEPLOY = REPO / "deploy"
-MANIFESTS = DEPLOY / "kubernetes"
 ROUTE = "/api/fal/proxy"
 ECHO = {"x-fal-target-url": "https://fal.run/fake/echo", "content-type": "application/json"}
 DEPLOYMENTS = ("compose", "kubernetes")
@@ -87,36 +88,8 @@ def compose_files_env() -> dict[str, str]:
     return env
 
 
-def manifests() -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in sorted(MANIFESTS.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document:
-                found[document["kind"]] = document
-    return found
-
-
-def kubernetes_files_env() -> dict[str, str]:
-    """The falproxy container's environment: envFrom (ConfigMap, Secret), then env."""
-    documents = manifests()
-    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    sources = {
-        ("configMapRef", documents["ConfigMap"]["metadata"]["name"]): documents["ConfigMap"][
-            "data"
-        ],
-        ("secretRef", documents["Secret"]["metadata"]["name"]): documents["Secret"]["stringData"],
-    }
-    env: dict[str, str] = {}
-    for source in container["envFrom"]:
-        ((kind, ref),) = source.items()
-        env.update({k: str(v) for k, v in sources[(kind, ref["name"])].items()})
-    env.pop("falproxy.toml")  # a file the Deployment mounts, not an environment variable
-    env.update({item["name"]: str(item["value"]) for item in container["env"]})
-    return env
-
-
 def files_env(deployment: str) -> dict[str, str]:
-    return compose_files_env() if deployment == "compose" else kubernetes_files_env()
+    return compose_files_env() if deployment == "compose" else container_env()
 
 
 def mounted_config(deployment: str, scratch: Path) -> Path:
@@ -126,7 +99,7 @@ def mounted_config(deployment: str, scratch: Path) -> Path:
         sources = {volume.split(":")[1]: volume.split(":")[0] for volume in volumes}
         return DEPLOY / sources[compose_files_env()["FALPROXY_CONFIG"]]
     path = scratch / "falproxy.toml"
-    path.write_text(manifests()["ConfigMap"]["data"]["falproxy.toml"])
+    path.write_text(by_kind("ConfigMap")["data"]["falproxy.toml"])
     return path
 
 
@@ -190,7 +163,7 @@ def topology(
     image: ImageVenv, fake_url: str, deployment: str = "compose", **overrides: str
 ) -> Iterator[Topology]:
     with ExitStack() as stack:
-        redis_port, _ = stack.enter_context(redis_server())
+        redis_port = stack.enter_context(running_redis()).port
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         os.chmod(scratch, 0o755)  # nginx workers run as nobody
         env = image.env(proxy_env(fake_url, **local_env(deployment, redis_port, scratch)))
@@ -249,7 +222,7 @@ def test_compose_trusts_exactly_its_nginx() -> None:
 
 
 def test_kubernetes_trusts_private_pod_addresses_only() -> None:
-    trusted = kubernetes_files_env()["FALPROXY_TRUSTED_PROXIES"].split(",")
+    trusted = container_env()["FALPROXY_TRUSTED_PROXIES"].split(",")
     networks = [ipaddress.ip_network(entry.strip()) for entry in trusted]
     assert networks and all(network.is_private for network in networks)
     assert not any(network.prefixlen == 0 for network in networks)

@@ -8,35 +8,17 @@ JSON error and never reaches the fake fal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
 import pytest
 
-from falproxy import FalProxy, RateLimit
-from falproxy.wsgi.proxy import SyncFalProxy
-from tests.conftest import proxy_config, serve
+from falproxy import RateLimit
+from tests.support.in_process import Front
 from tests.support.live import ROUTE
-from tests.support.wsgi_server import serve_sync_proxy
 
 QUEUE = "https://queue.fal.run/fal-ai/flux/requests/0b7c1a2e-5f0d-4a8e-9d1c-3e2f4a5b6c7d"
 TOKENS = "https://rest.fal.ai/tokens/"
-Front = Callable[..., AbstractContextManager[str]]
-
-
-def asgi(fake_url: str, **settings: Any) -> AbstractContextManager[str]:
-    return serve(FalProxy(proxy_config(fake_url, allow_anonymous=True, **settings)))
-
-
-def wsgi(fake_url: str, **settings: Any) -> AbstractContextManager[str]:
-    return serve_sync_proxy(SyncFalProxy(proxy_config(fake_url, allow_anonymous=True, **settings)))
-
-
-@pytest.fixture(params=[asgi, wsgi], ids=["asgi", "wsgi"])
-def front(request: pytest.FixtureRequest) -> Front:
-    front: Front = request.param
-    return front
 
 
 @pytest.fixture

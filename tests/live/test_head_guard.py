@@ -24,6 +24,7 @@ from falproxy.standalone.protocols import GuardedH11Protocol, GuardedHttpToolsPr
 from tests.conftest import proxy_config, serve
 from tests.support.live import ROUTE, open_socket, status_of
 from tests.support.ports import free_port
+from tests.support.proc_stats import rss_kib
 from tests.support.procs import falproxy_serve, proxy_env
 
 HEADER_TIMEOUT = 1.0
@@ -160,12 +161,6 @@ def test_calls_are_served_while_slow_heads_drip(guarded: str) -> None:
 
 
 # --- falproxy serve itself ---------------------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
-    return int(line.split()[1])
 
 
 @pytest.fixture(scope="module")

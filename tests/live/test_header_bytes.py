@@ -17,13 +17,14 @@ import httpx
 import pytest
 from flask import Flask
 
-from falproxy import FalCredential, FalProxy, ProxyConfig
+from falproxy import FalProxy
 from falproxy.integrations.flask import register_fal_proxy
 from falproxy.wsgi.proxy import SyncFalProxy
-from tests.conftest import TEST_KEY, serve
+from tests.conftest import serve
 from tests.support.hostile_upstream import (
     RecordingUpstream,
     accept_websocket,
+    config_for,
     header_value,
     json_ok,
 )
@@ -35,10 +36,6 @@ CAFE_UTF8 = "café".encode()  # b"caf\xc3\xa9", what a client sending UTF-8 puts
 CAFE_LATIN1 = "café".encode("latin-1")  # b"caf\xe9"
 # (Control bytes are refused by the servers themselves, before the proxy sees them.)
 REFUSED_VALUES = [CAFE_UTF8, CAFE_LATIN1]
-
-
-def config_for(upstream: RecordingUpstream) -> ProxyConfig:
-    return ProxyConfig(credential=FalCredential(TEST_KEY), upstreams={"fal.run": upstream.url})
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.live import head, open_socket, parse_response, status_of, wait_until
 from tests.support.ports import free_port
+from tests.support.proc_stats import rss_kib
 from tests.support.procs import falproxy_serve, proxy_env
 from tests.support.raw_server import serve_in_thread
 from tests.support.ws_helpers import (
@@ -278,18 +279,23 @@ def test_websockets_are_handed_over_with_the_origin_rule(native: str, fake_url: 
         assert unpack(ws.recv(timeout=10))["request_id"] == "native"
 
 
-def test_fake_paths_are_handed_over_in_fake_mode() -> None:
+def test_fake_paths_are_served_by_the_native_parser_in_fake_mode() -> None:
     port = free_port()
     env = proxy_env("http://127.0.0.1:9")  # no key needed: --fake answers every call
     with falproxy_serve(env, port, "--fake", "--fake-speed", "0.05"):
         base = f"http://127.0.0.1:{port}"
         with open_socket(base) as sock:
-            # A native call, then the fake's own page, in one write on one connection.
-            sock.sendall(echo(b"{}") + b"GET /_fake/__fake__/stats HTTP/1.1\r\nhost: x\r\n\r\n")
-            call, fake_page = read_responses(sock, 2)
-        assert status_of(call) == 200
+            # A native call, the fake's own page, another call, then garbage: all in one
+            # write on one connection, all read by the same llhttp front end (the garbage
+            # gets the native JSON 400, not uvicorn's text one).
+            fake_page = b"GET /_fake/__fake__/stats HTTP/1.1\r\nhost: x\r\n\r\n"
+            sock.sendall(echo(b"{}") + fake_page + echo(b"{}") + b"NOT HTTP\r\n\r\n")
+            call, page, again, refused = read_responses(sock, 4)
+        assert status_of(call) == 200 and status_of(again) == 200
         assert body_of(call)["path"] == "/_fake/run/fake/echo"
-        assert body_of(fake_page)["requests"] == 1
+        assert body_of(page)["requests"] == 1
+        assert status_of(refused) == 400
+        assert body_of(refused) == {"detail": "Malformed HTTP request"}
 
 
 # --- the response: client gone, back-pressure, shutdown --------------------------------------
@@ -332,11 +338,6 @@ class Firehose:
                 with self.lock:
                     self.sent += len(PIECE)
         writer.close()
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
 
 
 def test_a_client_that_does_not_read_holds_the_upstream_back(fake_url: str) -> None:

@@ -9,37 +9,16 @@ share one budget per ``/64`` (``ipv6_prefix``), seen through a trusted proxy's
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any
-
 import httpx
 import pytest
 
-from falproxy import FalProxy, RateLimit
-from falproxy.wsgi.proxy import SyncFalProxy
-from tests.conftest import proxy_config, serve
+from falproxy import RateLimit
+from tests.support.in_process import Front, asgi
 from tests.support.live import ROUTE
-from tests.support.wsgi_server import serve_sync_proxy
 
 FLUX = "https://fal.run/fal-ai/flux/dev"
 TOKENS = "https://rest.fal.ai/tokens/"
 FLUX_LIMIT = (RateLimit("1/minute", "fal-ai/flux/**"),)
-Front = Callable[..., AbstractContextManager[str]]
-
-
-def asgi(fake_url: str, **settings: Any) -> AbstractContextManager[str]:
-    return serve(FalProxy(proxy_config(fake_url, allow_anonymous=True, **settings)))
-
-
-def wsgi(fake_url: str, **settings: Any) -> AbstractContextManager[str]:
-    return serve_sync_proxy(SyncFalProxy(proxy_config(fake_url, allow_anonymous=True, **settings)))
-
-
-@pytest.fixture(params=[asgi, wsgi], ids=["asgi", "wsgi"])
-def front(request: pytest.FixtureRequest) -> Front:
-    front: Front = request.param
-    return front
 
 
 def run(client: httpx.Client, target: str = FLUX, **headers: str) -> int:

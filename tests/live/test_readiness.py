@@ -14,7 +14,7 @@ from falproxy.ops import readiness as readiness_module
 from falproxy.ops.readiness import CHECK_TIMEOUT_SECONDS
 from falproxy.ops.shutdown import chain_drain_on_exit_signals
 from tests.conftest import proxy_config, serve
-from tests.support.procs import redis_server
+from tests.support.redis_support import running_redis
 
 
 @pytest.fixture
@@ -81,11 +81,10 @@ async def _redis_ping(port: int) -> bool:
 
 
 def test_required_redis_unreachable_is_not_ready(proxy: FalProxy, base: str) -> None:
-    with redis_server() as (port, process):
-        proxy.add_readiness_check("redis", lambda: _redis_ping(port))
+    with running_redis() as redis:
+        proxy.add_readiness_check("redis", lambda: _redis_ping(redis.port))
         assert httpx.get(f"{base}/readyz").status_code == 200
-        process.terminate()
-        process.wait(timeout=10)
+        redis.stop()
         response = httpx.get(f"{base}/readyz")
     assert (response.status_code, response.json()["failing"]) == (503, ["redis"])
 

@@ -19,7 +19,6 @@ from tests.support.ws_helpers import (
     direct_url,
     last_session,
     pack,
-    reset_realtime,
     unpack,
 )
 
@@ -32,12 +31,6 @@ QUIET.setLevel(logging.INFO)
 
 def dial(url: str, **kwargs: Any) -> ClientConnection:
     return connect(url, logger=QUIET, **kwargs)
-
-
-@pytest.fixture
-def fake_rt(fake_url: str) -> str:
-    reset_realtime(fake_url)
-    return fake_url
 
 
 def closed_code(ws: ClientConnection) -> int:

@@ -17,11 +17,16 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import connect
 
-from falproxy import FalCredential, FalProxy, ProxyConfig
+from falproxy import FalProxy
 from falproxy.integrations.flask import register_fal_proxy
 from falproxy.wsgi.proxy import SyncFalProxy
-from tests.conftest import TEST_KEY, serve
-from tests.support.hostile_upstream import RecordingUpstream, accept_websocket, redirect
+from tests.conftest import serve
+from tests.support.hostile_upstream import (
+    RecordingUpstream,
+    accept_websocket,
+    config_for,
+    redirect,
+)
 from tests.support.ws_helpers import ROUTE, relay_url
 from tests.support.wsgi_server import serve_wsgi
 
@@ -35,10 +40,6 @@ def elsewhere() -> Iterator[RecordingUpstream]:
     """The redirect target: a server that would accept anything, and must see nothing."""
     with RecordingUpstream(accept_websocket).running() as server:
         yield server
-
-
-def config_for(upstream: RecordingUpstream) -> ProxyConfig:
-    return ProxyConfig(credential=FalCredential(TEST_KEY), upstreams={"fal.run": upstream.url})
 
 
 def locations(elsewhere: RecordingUpstream, scheme: str) -> list[str]:

@@ -26,8 +26,8 @@ from falproxy.core.rate_rules import parse_rate_limits
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.standalone.server import build_app
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, proxy_config, serve
-from tests.support.leak_check import open_fds
 from tests.support.live import wait_until as wait_for
+from tests.support.proc_stats import open_fds
 from tests.support.ws_helpers import (
     BIG,
     PNG_SIGNATURE,

@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.live import head, open_socket
 from tests.support.ports import free_port
+from tests.support.proc_stats import rss_kib
 from tests.support.procs import FALPROXY, falproxy_serve, proxy_env, stop, wait_until_up
 from tests.support.raw_server import serve_in_thread
 
@@ -37,11 +38,6 @@ WARM_UP_SECONDS = 1.5
 PUSH_SECONDS = 3.0
 MAX_FIRST_GROWTH_KIB = 64 * 1024
 MAX_LATER_GROWTH_KIB = 4 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
 
 
 @contextmanager

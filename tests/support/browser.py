@@ -6,7 +6,8 @@ the DevTools protocol (with the ``websockets`` package) and the test reads the J
 page renders into ``#result``. Chromium is Debian's (``scripts/test`` installs it when missing).
 
 The fixtures are imported into tests/conftest.py, so any module can use them; tests
-mark themselves with :data:`NEEDS_BROWSER` (a module) or :func:`needs_browser` (a test).
+mark themselves with :data:`NEEDS_BROWSER` (a module) or :func:`needs_browser` (a test),
+which also puts them in the ``browser`` tier.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ START_TIMEOUT = 30.0
 Test = TypeVar("Test", bound=Callable[..., Any])
 
 NEEDS_BROWSER = [
+    pytest.mark.browser,  # the tier (tests/conftest.py): chosen with -m browser
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="chromium is not installed (scripts/test installs Debian's chromium via apt)",

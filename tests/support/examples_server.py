@@ -19,8 +19,9 @@ from typing import IO
 
 import httpx
 
-from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams
+from tests.conftest import TEST_KEY, TEST_KEY_SECRET
 from tests.support.ports import free_port
+from tests.support.procs import upstreams_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--workers", "1"]
@@ -57,6 +58,19 @@ EXTRA_SERVERS = {
     "falproxy-serve": ["falproxy", "serve", "--host", "127.0.0.1"],
     "falproxy-serve-asgi": ["falproxy", "serve", "--host", "127.0.0.1", "--server", "asgi"],
     "starlette-uvicorn": ["uvicorn", "examples.starlette_app:app", "--host", "127.0.0.1"],
+    # Other ASGI servers, serving the FastAPI example as docs/integrations.md shows ("{port}"
+    # is filled in where the server takes its address, instead of appending "--port").
+    "fastapi-hypercorn": ["hypercorn", "examples.fastapi_app:app", "--bind", "127.0.0.1:{port}"],
+    "fastapi-granian": [
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "examples.fastapi_app:app",
+    ],
 }
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 # Apps the examples may call: proves FALPROXY_* settings reach every framework.
@@ -69,6 +83,8 @@ def argv(name: str, port: int) -> list[str]:
     if command[0] == "falproxy":
         return [FALPROXY, *command[1:], "--port", str(port)]
     args = [sys.executable, "-m", *command]
+    if any("{port}" in arg for arg in args):
+        return [arg.replace("{port}", str(port)) for arg in args]
     if args[2] == "gunicorn":
         return [*args[:3], "--bind", f"127.0.0.1:{port}", *args[3:]]
     return [*args, "--port", str(port)]
@@ -78,7 +94,7 @@ def example_env(fake_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "FALPROXY_"))}
     env.update(
         FAL_KEY=TEST_KEY,
-        FALPROXY_UPSTREAMS=",".join(f"{h}={b}" for h, b in fake_upstreams(fake_url).items()),
+        FALPROXY_UPSTREAMS=upstreams_env(fake_url),
         FALPROXY_ALLOWED_ENDPOINTS=ALLOWED_ENDPOINTS,
         FALPROXY_UPSTREAM_TIMEOUT="10",
         PYTHONUNBUFFERED="1",

@@ -36,6 +36,12 @@ WSGI_NO_SOCKETS = "WSGI has no WebSockets"
 # implement eof_received), so a short body can get no answer there: the guarantee left is
 # that the truncated request is never forwarded as if complete.
 UVICORN_EOF = "uvicorn closes the connection when the client half-closes it"
+# hypercorn, depending on timing, closes the connection or answers an empty 400 itself (h11
+# sees the body end before its length).
+HYPERCORN_EOF = "hypercorn closes the connection, or answers 400 itself, on a half-close"
+# granian reports the half-close as http.disconnect; the proxy, seeing the client gone, sends
+# nothing, and granian then answers 500 "Internal server error" (text) on its own.
+GRANIAN_EOF = "granian reports a half-close as a disconnect and answers 500 itself"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class FrontEnd:
     no_ops: str | None = None  # why it serves no /healthz, /readyz, /metrics
     eof_closes: str | None = UVICORN_EOF  # why a half-closed request gets no answer
     no_body_timeout: str | None = None  # why a stalled body is not the proxy's to time out
+    # The statuses the server itself may answer then (never JSON), instead of closing.
+    eof_server_statuses: frozenset[int] = frozenset()
 
 
 FRONT_ENDS = (
@@ -79,6 +87,18 @@ FRONT_ENDS = (
     FrontEnd("django-view-wsgi", "django-gunicorn", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
     FrontEnd("flask-gunicorn", "flask-gunicorn", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
     FrontEnd("flask-run", "flask-run", no_websockets=WSGI_NO_SOCKETS, eof_closes=None),
+    FrontEnd(
+        "fastapi-hypercorn",
+        "fastapi-hypercorn",
+        eof_closes=HYPERCORN_EOF,
+        eof_server_statuses=frozenset({400}),
+    ),
+    FrontEnd(
+        "fastapi-granian",
+        "fastapi-granian",
+        eof_closes=GRANIAN_EOF,
+        eof_server_statuses=frozenset({500}),
+    ),
 )
 # The front ends the official client runs against in a browser.
 BROWSER_FRONT_ENDS = frozenset({"serve", "serve-asgi", "fastapi-mount"})

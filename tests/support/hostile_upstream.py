@@ -16,6 +16,8 @@ import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
+from falproxy import FalCredential, ProxyConfig
+from tests.conftest import TEST_KEY
 from tests.support.raw_server import serve_in_thread
 
 # head -> (response bytes, whether to keep the connection until the peer sends or leaves)
@@ -110,3 +112,8 @@ class RecordingUpstream:
             self.port = port
             self.url = f"http://127.0.0.1:{port}"
             yield self
+
+
+def config_for(upstream: RecordingUpstream) -> ProxyConfig:
+    """The test key, and ``fal.run`` sent to ``upstream``."""
+    return ProxyConfig(credential=FalCredential(TEST_KEY), upstreams={"fal.run": upstream.url})

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from falproxy.ops.gauges import OPEN_UPSTREAM_RESPONSES
 from tests.support.live import wait_until
+from tests.support.proc_stats import open_fds, rss_kib
 
 STREAM = "https://fal.run/fake/slow-stream?events=100000&interval=0.01"
 CONCURRENCY = 16
@@ -39,15 +38,8 @@ class LeakReport:
     gauge_after: int
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_kib() / 1024
 
 
 def _request(route: str) -> bytes:

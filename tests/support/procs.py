@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_KEY
-from tests.support.ports import free_port
+from tests.conftest import TEST_KEY, fake_upstreams
+from tests.support.ports import free_port as free_port  # re-exported for the live tests
 
 FALPROXY = str(Path(sys.executable).parent / "falproxy")
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +26,8 @@ START_TIMEOUT = 30.0
 
 
 def upstreams_env(fake_url: str) -> str:
-    return f"fal.run={fake_url}/run,queue.fal.run={fake_url}/queue,rest.fal.ai={fake_url}/rest"
+    """``FALPROXY_UPSTREAMS``: every fal host mapped to the fake, as fake mode maps them."""
+    return ",".join(f"{host}={base}" for host, base in fake_upstreams(fake_url).items())
 
 
 def proxy_env(fake_url: str, **extra: str) -> dict[str, str]:
@@ -118,28 +118,3 @@ def need(binary: str) -> str:
     if path is None:
         pytest.fail(f"{binary} is not installed; ./scripts/test installs it with apt-get")
     return path
-
-
-@contextmanager
-def redis_server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """A real ``redis-server`` on a loopback port, no persistence."""
-    port = free_port()
-    command = [need("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
-    command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield port, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=10)

@@ -1,7 +1,8 @@
 """A throwaway test CA and server certificates, made at run time (nothing committed).
 
-bench/tls.py has its own generator (the bench must not import tests); this one can name
-any host, so a test can make a certificate for the wrong name, or a second, untrusted CA.
+The one generator of test certificates: the tests and the benchmark's TLS stub
+(bench/tls.py) use it. It can name any host, so a test can make a certificate for the
+wrong name, or a second, untrusted CA.
 """
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
-def make_pki(folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Pki:
-    """A P-256 CA and a server certificate for ``names``, as PEM files in ``folder``."""
+def make_pki(
+    folder: Path,
+    names: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    *,
+    valid_for: datetime.timedelta = VALID_FOR,
+) -> Pki:
+    """A P-256 CA and a server certificate for ``names``, as PEM files in ``folder``.
+
+    The first name is also the certificate's common name.
+    """
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -57,7 +66,7 @@ def make_pki(folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) 
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALID_FOR)
+        .not_valid_after(now + valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -86,7 +95,7 @@ def make_pki(folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) 
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALID_FOR)
+        .not_valid_after(now + valid_for)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 
 import falproxy
 from falproxy import DEFAULT_ALLOWED_URLS, ConfigError, FalCredential, ProxyConfig, RateLimit
-from falproxy.config import SETTINGS, loader
+from falproxy.config import SETTINGS, groups, loader, table
+from falproxy.config.file import config_from_sources
 from falproxy.core.redact import mask_url
 from falproxy.core.upstreams import UpstreamMap
+from tests.support.tls import make_pki
 
 
 def test_defaults() -> None:
@@ -173,10 +176,66 @@ def test_groups_are_small_values_of_the_same_settings() -> None:
     assert config.websocket.ws_max_sockets == 3
     assert config.cors.cors_origins == ("*",)
     assert config.rate_limiting.ipv6_prefix == 64
-    assert config.auth.authenticates is False
+    assert config.auth.jwt_secret is None
     assert config.operations.metrics_path == "/metrics"
     assert config.routing.route == "/api/fal/proxy"
+    assert config.allow_lists.token_minting is True
     assert config.hooks.on_event == ()
+
+
+def test_group_membership_is_the_tables() -> None:
+    config = ProxyConfig()
+    for group in groups.GROUPS:
+        members = [row.name for row in SETTINGS if row.group == group.name]
+        assert list(getattr(config, group.name)) == members, group.name
+    assert {row.group for row in SETTINGS} == groups.GROUP_NAMES
+    with pytest.raises(AttributeError, match="no setting 'route'"):
+        _ = config.timeouts.route
+
+
+def test_a_setting_names_a_known_group() -> None:
+    with pytest.raises(ValueError, match="unknown settings group 'timing'"):
+        table.setting(1.0, table.SECONDS, "A wait.", env="FALPROXY_X", group="timing")
+
+
+def test_every_setting_has_a_short_doc_and_a_reference_meaning() -> None:
+    for row in SETTINGS:
+        assert row.meaning and "\n" not in row.meaning, row.name
+    by_name = {row.name: row for row in SETTINGS}
+    assert by_name["connect_timeout"].meaning == by_name["connect_timeout"].doc
+    assert "504" in by_name["upstream_timeout"].meaning
+
+
+def test_groups_are_built_and_checked_once_per_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = make_pki(tmp_path).ca
+    loads: list[object] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        loads.append(kwargs.get("cafile"))
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    config = ProxyConfig(upstream_ca_file=str(bundle))
+    assert loads == [str(bundle)]
+    assert config.timeouts is config.timeouts
+    assert config.timeouts.upstream_ca_file == str(bundle)
+    assert loads == [str(bundle)]  # not read again on access
+    replaced = dataclasses.replace(config, upstream_ca_file=None)
+    assert replaced.timeouts.upstream_ca_file is None
+
+
+def test_load_reads_the_file_then_the_environment_as_falproxy_serve_does(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "falproxy.toml"
+    path.write_text('route = "/from-file"\nbody_timeout = 7\n')
+    env = {"FALPROXY_CONFIG": str(path), "FALPROXY_BODY_TIMEOUT": "9", "FAL_KEY": "id:secret"}
+    config = ProxyConfig.load(env)
+    assert config == config_from_sources(env)
+    assert (config.route, config.body_timeout) == ("/from-file", 9.0)
 
 
 # --- From the environment: errors name the variable ----------------------------------

@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from falproxy.asgi.app import FalProxy
 from falproxy.core.errors import ConfigError
-from falproxy.core.types import Scope
+from falproxy.core.types import ASGIApp, Scope
 from falproxy.standalone.server import FakeBesideProxy
 
 logger = logging.getLogger("falproxy")
@@ -38,6 +38,7 @@ PROXY_HEADERS_IGNORED = (
 class Served:
     proxy: FalProxy
     hands_over: Callable[[Scope], bool] | None  # requests for the ASGI app beside the proxy
+    beside: ASGIApp | None = None  # that app (it routes them itself)
 
 
 def served_app(app: Any) -> Served:
@@ -46,7 +47,7 @@ def served_app(app: Any) -> Served:
         if isinstance(app, FalProxy):
             return Served(app, None)
         if isinstance(app, FakeBesideProxy):
-            return Served(app.proxy, app.serves_fake)
+            return Served(app.proxy, app.serves_fake, app)
         if isinstance(app, ProxyHeadersMiddleware):
             logger.warning(PROXY_HEADERS_IGNORED)
         elif not isinstance(app, MessageLoggerMiddleware):

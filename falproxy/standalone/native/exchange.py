@@ -42,6 +42,7 @@ class NativeExchange:
         "_framing",
         "_held",
         "_left",
+        "_lost_waiter",
         "_relay_cancelled",
         "_relay_done",
         "_relay_record",
@@ -90,6 +91,7 @@ class NativeExchange:
         self._left = 0
         self._held = b""  # a response head not written yet
         self._waiter: asyncio.Future[None] | None = None
+        self._lost_waiter: asyncio.Future[None] | None = None
         self._relay_task: asyncio.Task[Any] | None = None
         self._relay_record: CallRecord | None = None
         self._relay_done: asyncio.Event | None = None
@@ -114,6 +116,8 @@ class NativeExchange:
         """The client is gone: stop reading, and cancel the relay once the body is in."""
         self.lost = True
         self._wake()
+        if self._lost_waiter is not None and not self._lost_waiter.done():
+            self._lost_waiter.set_result(None)
         task, record, done = self._relay_task, self._relay_record, self._relay_done
         if task is None or record is None or done is None or self._relay_cancelled:
             return
@@ -121,6 +125,13 @@ class NativeExchange:
             record.client_gone()
             self._relay_cancelled = True
             task.cancel()
+
+    async def wait_lost(self) -> None:
+        """Until the client leaves (for ASGI apps that watch for ``http.disconnect``)."""
+        if not self.lost:
+            if self._lost_waiter is None:
+                self._lost_waiter = self._conn.loop.create_future()
+            await self._lost_waiter
 
     def _wake(self) -> None:
         waiter = self._waiter

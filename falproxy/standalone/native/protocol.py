@@ -16,9 +16,11 @@ Requests are served strictly one at a time, in order:
   Once complete, the next request starts only when the client has read the response
   (``FLUSHING`` until the transport drains), so a client that pipelines and never reads
   is held by its own socket buffers, not by the proxy's memory.
-* **upgrade**: a WebSocket handshake (or in fake mode a ``/_fake`` path) is given, with
-  the connection, to the guarded uvicorn protocol, fed the exact bytes the client sent
-  from that request on (:mod:`falproxy.standalone.native.framing`).
+* **upgrade**: a WebSocket handshake is given, with the connection, to the guarded
+  uvicorn protocol, fed the exact bytes the client sent from that request on
+  (:mod:`falproxy.standalone.native.framing`). In fake mode, HTTP requests for the fake
+  fal's ``/_fake`` paths are parsed here like any other and served by the fake through
+  :mod:`falproxy.standalone.native.asgi_http`.
 
 uvicorn's bookkeeping is kept: ``server_state.connections``/``tasks`` (graceful shutdown
 waits for them), ``total_requests``, ``default_headers`` (Date) and ``shutdown()``.
@@ -41,9 +43,10 @@ from uvicorn.server import ServerState
 
 from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
-from falproxy.core.types import Scope
+from falproxy.core.types import ASGIApp, Scope
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed
 from falproxy.standalone.native.app import Served, served_app
+from falproxy.standalone.native.asgi_http import serve_asgi_http
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
 from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
 from falproxy.standalone.protocols import (
@@ -103,6 +106,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.config = config
         self.proxy = served.proxy
         self._hands_over: Callable[[Scope], bool] | None = served.hands_over
+        self._beside: ASGIApp | None = served.beside
         self.server_state = server_state
         self.app_state = app_state
         self.loop = _loop or asyncio.get_event_loop()
@@ -267,9 +271,12 @@ class NativeHttpProtocol(asyncio.Protocol):
     def _start_request(self, head: bytes | bytearray) -> None:
         parser = self._parser
         scope = self._scope(parser.get_method().decode("ascii"), parser.get_http_version())
-        if self._upgrade or (self._hands_over is not None and self._hands_over(scope)):
+        if self._upgrade:
             self._hand_over(bytes(head + self._inbox))
             return
+        beside = None
+        if self._hands_over is not None and self._hands_over(scope):
+            beside = self._beside  # the fake fal's own paths, on this same parser
         framing, length = Framing.NONE, 0
         if not self._message_done:
             framing, length = request_framing(self._headers)
@@ -286,7 +293,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._cap.busy(self)
         event = ServerEvent.BODILESS_REQUEST if self._message_done else ServerEvent.REQUEST
         self._state.fire(event)
-        task = self.loop.create_task(self._serve(exchange))
+        task = self.loop.create_task(self._serve(exchange, beside))
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -387,9 +394,12 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     # --- serving -------------------------------------------------------------------------
 
-    async def _serve(self, exchange: NativeExchange) -> None:
+    async def _serve(self, exchange: NativeExchange, beside: ASGIApp | None) -> None:
         try:
-            await self.proxy.serve_http(exchange)
+            if beside is None:
+                await self.proxy.serve_http(exchange)
+            else:
+                await serve_asgi_http(beside, exchange)
         except Exception:
             logger.exception("error serving a request")
         finally:
