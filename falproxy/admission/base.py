@@ -33,6 +33,9 @@ class ProxyBase:
         # Tracing is off unless OTEL_* variables or the application set it up.
         self.calls = CallLog(self.config, self.metrics, tracing_from_env())
         self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
+        if self.pipeline.requests.store is not None and self.config.redis_url:
+            # Ownership and budgets fail closed without Redis: not ready while it is down.
+            self.readiness.add_check("redis", self.pipeline.requests.ready)
 
     @property
     def policy(self) -> Policy:

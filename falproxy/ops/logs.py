@@ -48,10 +48,15 @@ def event_fields(event: ProxyEvent) -> dict[str, Any]:
 
 def event_summary(event: ProxyEvent) -> str:
     """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``,
-    ``dropped_headers=N`` when upstream headers carrying the key were withheld, and
-    ``backup_domain=yes`` when fal.run was unreachable and fal's backup domain answered."""
+    ``dropped_headers=N`` when upstream headers carrying the key were withheld,
+    ``backup_domain=yes`` when fal.run was unreachable and fal's backup domain answered, and
+    ``units=`` / ``usd=`` when fal billed units and the call was charged to a budget."""
     dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
     backup = " backup_domain=yes" if event.backup_domain else ""
+    if event.billable_units is not None:
+        backup += f" units={event.billable_units:g}"
+    if event.cost_usd is not None:
+        backup += f" usd={event.cost_usd:g}"
     return (
         f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "

@@ -1,4 +1,4 @@
-"""The ``falproxy`` command: ``serve``, ``fake`` and ``check``.
+"""The ``falproxy`` command: ``serve``, ``fake``, ``check`` and ``usage``.
 
 Flags are turned into the same ``FALPROXY_*`` variables that :meth:`ProxyConfig.from_env`
 reads, so flags override the environment and every uvicorn worker sees one configuration.
@@ -91,6 +91,10 @@ def parser() -> argparse.ArgumentParser:
 
     check_command = commands.add_parser("check", help="validate and print the config, key masked")
     check_command.add_argument("--config", metavar="FILE", help="TOML settings file")
+
+    usage = commands.add_parser("usage", help="spend per caller and app, from Redis")
+    usage.add_argument("--config", metavar="FILE", help="TOML settings file")
+    usage.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     return root
 
 
@@ -101,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "fake":
             return run_fake_command(args)
+        if args.command == "usage":
+            return usage_command(args.config, as_json=args.json)
         return check(args.config)
     except ConfigError as exc:
         if _env_log_format() == "json":  # still one line a log shipper reads
@@ -267,6 +273,19 @@ def check(config_file: str | None = None) -> int:
         report["warnings"] = [*warnings, *FalProxy(config).startup_warnings()]
     print(json.dumps(report, indent=2))
     return 0 if usable else 1
+
+
+def usage_command(config_file: str | None, *, as_json: bool) -> int:
+    """Print who spent what in the current windows (standalone/usage.py)."""
+    from falproxy.standalone.usage import usage_report
+
+    env = dict(os.environ)
+    if config_file:
+        env[CONFIG_FILE_ENV] = config_file
+    config, _ = load_with_warnings(env)
+    report = usage_report(config.redis_url)
+    print(report.as_json() if as_json else report.as_text())
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

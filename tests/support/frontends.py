@@ -2,8 +2,9 @@
 
 Each front end is a real server process started with its documented command
 (``examples_server.SERVERS`` / ``EXTRA_SERVERS``) and the same environment: the test key,
-every fal host mapped to the fake, an endpoint allow-list, bearer tokens, a rate limit that
-only one endpoint glob hits, a short body timeout, a small body cap and one CORS origin.
+every fal host mapped to the fake, an endpoint allow-list, two bearer tokens (so request
+ownership is on), a rate limit and a spend limit that only one endpoint glob each hits,
+a short body timeout, a small body cap and one CORS origin.
 A front end that cannot offer a feature says why, in ``no_websockets`` / ``no_ops``.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from tests.support.live import ROUTE
 
 CONTRACT_TOKEN = "contract-token"
+# A second identity: requests it did not submit are 404 to it (request ownership, issue 20).
+OTHER_TOKEN = "contract-other"
 ALLOWED_ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://evil.example.com"
 MAX_BODY_BYTES = 8192
@@ -28,7 +31,10 @@ WS_PING = 1.0
 SOCKET_OUTLIVES = 3 * max(BODY_DEADLINE, BODY_TIMEOUT, HEADER_TIMEOUT, WS_PING) + 0.5
 LIMITED_APP = "fal-ai/limited/model"
 REALTIME_APP = "fal-ai/fast-lcm-diffusion"
-ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**"
+# The only glob the spend limit covers: two calls at the fake's default price fill it.
+BUDGET_APP = "fal-ai/budget/model"
+SPEND_LIMIT = "0.02/day fal-ai/budget/**"
+ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**,fal-ai/budget/**"
 
 WSGI_NO_SOCKETS = "WSGI has no WebSockets"
 # uvicorn closes a connection as soon as the client half-closes it (its protocols do not
@@ -107,8 +113,9 @@ def contract_env(*cors_origins: str) -> dict[str, str]:
     """The FALPROXY_* settings every front end gets (FAL_KEY and upstreams come with them)."""
     return {
         "FALPROXY_ALLOWED_ENDPOINTS": ALLOWED_ENDPOINTS,
-        "FALPROXY_AUTH_TOKENS": CONTRACT_TOKEN,
+        "FALPROXY_AUTH_TOKENS": f"{CONTRACT_TOKEN},{OTHER_TOKEN}",
         "FALPROXY_RATE_LIMIT": "1/minute fal-ai/limited/**",
+        "FALPROXY_SPEND_LIMIT": SPEND_LIMIT,
         "FALPROXY_BODY_TIMEOUT": f"{BODY_TIMEOUT:g}",
         "FALPROXY_BODY_DEADLINE": f"{BODY_DEADLINE:g}",
         "FALPROXY_HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}",
