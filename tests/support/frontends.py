@@ -47,6 +47,13 @@ HYPERCORN_EOF = "hypercorn closes the connection, or answers 400 itself, on a ha
 # granian reports the half-close as http.disconnect; the proxy, seeing the client gone, sends
 # nothing, and granian then answers 500 "Internal server error" (text) on its own.
 GRANIAN_EOF = "granian reports a half-close as a disconnect and answers 500 itself"
+# Under ASGI the server performs the opening handshake; the app sees neither the key nor
+# (in a websocket scope) the method. These two accept handshakes RFC 6455 4.2.1 refuses.
+HYPERCORN_HANDSHAKES = "hypercorn checks neither the key's form nor duplicates (a POST: 400)"
+GRANIAN_HANDSHAKES = "granian upgrades any request naming websocket, whatever its key or method"
+# hypercorn 0.18 reports a client's clean close to the app as code 1006 (no close frame),
+# so the relay tells fal the client vanished: 1011 (tests/live: uvicorn reports 1000).
+HYPERCORN_CLOSE = "hypercorn reports a client's clean close as 1006 to the app"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,12 @@ class FrontEnd:
     no_body_timeout: str | None = None  # why a stalled body is not the proxy's to time out
     # The statuses the server itself may answer then (never JSON), instead of closing.
     eof_server_statuses: frozenset[int] = frozenset()
+    # Handshakes the ASGI server completes or refuses itself before the app sees them
+    # (case of tests/support/ws_handshakes.py -> the server's status), and why.
+    server_handshakes: tuple[str, dict[str, int]] | None = None
+    # The close code fal hears when the client closes normally, if the server does not
+    # report the client's code to the app (and why).
+    client_close_to_fal: tuple[str, int] | None = None
 
 
 FRONT_ENDS = (
@@ -97,12 +110,32 @@ FRONT_ENDS = (
         "fastapi-hypercorn",
         eof_closes=HYPERCORN_EOF,
         eof_server_statuses=frozenset({400}),
+        server_handshakes=(
+            HYPERCORN_HANDSHAKES,
+            {
+                "short key": 101,
+                "key not base64": 101,
+                "two keys": 101,
+                "POST": 400,
+            },
+        ),
+        client_close_to_fal=(HYPERCORN_CLOSE, 1011),
     ),
     FrontEnd(
         "fastapi-granian",
         "fastapi-granian",
         eof_closes=GRANIAN_EOF,
         eof_server_statuses=frozenset({500}),
+        server_handshakes=(
+            GRANIAN_HANDSHAKES,
+            {
+                "short key": 101,
+                "key not base64": 101,
+                "two keys": 101,
+                "POST": 101,
+                "two protocols": 101,
+            },
+        ),
     ),
 )
 # The front ends the official client runs against in a browser.
