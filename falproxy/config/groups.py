@@ -128,7 +128,7 @@ class Routing:
             try:
                 Policy(urls, endpoints, self.max_token_expiration)
             except (ValueError, TypeError) as exc:
-                raise InvalidSetting(name, f"has an invalid pattern: {exc}") from None
+                raise InvalidSetting(name, str(exc)) from None
         for host, base in self.upstreams.items():
             _check_upstream(host, base)
 

@@ -95,6 +95,7 @@ class CallRecord:
         self.status = error.status
         self.outcome = error.outcome
         self.identity = self.identity or error.caller
+        self.app_id = self.app_id or error.app_id
 
     def answer(self, answer: Answer) -> None:
         """A ``before_request`` hook answered for fal: a refusal with the hook's status."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
+from falproxy.ops.metrics import MAX_APP_LABEL_LENGTH
 
 access_logger = logging.getLogger("falproxy.access")
 
@@ -43,7 +44,11 @@ def event_json(event: ProxyEvent) -> str:
 
 
 def event_fields(event: ProxyEvent) -> dict[str, Any]:
-    return {key: value for key, value in asdict(event).items() if value is not None}
+    """The event's fields that are set; the app id cut like the metrics label."""
+    fields = {key: value for key, value in asdict(event).items() if value is not None}
+    if event.app_id:
+        fields["app_id"] = event.app_id[:MAX_APP_LABEL_LENGTH]
+    return fields
 
 
 def event_summary(event: ProxyEvent) -> str:
@@ -51,10 +56,15 @@ def event_summary(event: ProxyEvent) -> str:
     and ``dropped_headers=N`` when upstream headers carrying the key were withheld."""
     dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
     return (
-        f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
+        f"{event.kind} {event.method} app={_app(event)} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
         f"ms={event.duration_seconds * 1000:.1f}{dropped}"
     )
+
+
+def _app(event: ProxyEvent) -> str:
+    """The app a line names: refused ones too (a 403 says which), cut like the metrics label."""
+    return event.app_id[:MAX_APP_LABEL_LENGTH] if event.app_id else "-"
 
 
 def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:

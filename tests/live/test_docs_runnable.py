@@ -26,7 +26,6 @@ TARGET = "https://fal.run/fal-ai/flux/dev"
 APP_NAMES = ("app", "application", "proxy")
 
 
-
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     if hasattr(app, "wsgi_app"):  # Flask
