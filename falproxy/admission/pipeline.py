@@ -15,6 +15,7 @@ from falproxy.admission.gate import Gate
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyPlan, plan_body
+from falproxy.core.client_address import ClientAddress, parse_networks
 from falproxy.core.cors import CorsPolicy
 from falproxy.core.hooks import Identity
 from falproxy.core.hosts import HostRule
@@ -50,6 +51,7 @@ class Pipeline:
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
+        self.address = ClientAddress(parse_networks(config.trusted_proxies))
 
     async def aclose(self) -> None:
         await self.gate.aclose()
@@ -60,6 +62,7 @@ class Pipeline:
         Raises ``ProxyError`` for every refusal; ``record`` then already names the app and,
         when known, the identity, so the refusal's event says who was refused for what.
         """
+        record.client = self.address(incoming.scope)  # first: refusals say who was refused
         target, app_id = self.rules.check(incoming)
         record.app_id = app_id
         admission = await self.gate.admit(incoming.scope, target, app_id)

@@ -32,3 +32,4 @@ class ProxyEvent:
     close_code: int | None = None  # WebSocket only
     admitted: bool = False  # passed admission (only admitted calls name apps in metrics)
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
+    client: str | None = None  # the caller's address, resolved through trusted_proxies

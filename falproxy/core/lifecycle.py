@@ -78,6 +78,7 @@ class CallRecord:
     close_code: int | None = None
     admitted: bool = False  # got past admission (it may have ended since)
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
+    client: str | None = None  # the caller's address (core/client_address.py), once resolved
 
     def move(self, phase: Phase) -> None:
         """Enter ``phase``; only the moves in :data:`TRANSITIONS` are allowed."""
@@ -130,4 +131,5 @@ class CallRecord:
             close_code=self.close_code,
             admitted=self.admitted,
             dropped_headers=self.dropped_headers,
+            client=self.client,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -22,6 +23,7 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
 from falproxy.ops.metrics import MAX_APP_LABEL_LENGTH
 
+PACKAGE_LOGGER = logging.getLogger("falproxy")
 access_logger = logging.getLogger("falproxy.access")
 
 LOG_FORMATS = ("text", "json")
@@ -52,13 +54,13 @@ def event_fields(event: ProxyEvent) -> dict[str, Any]:
 
 
 def event_summary(event: ProxyEvent) -> str:
-    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``,
-    and ``dropped_headers=N`` when upstream headers carrying the key were withheld."""
+    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=
+    client=``, and ``dropped_headers=N`` when upstream headers carrying the key were withheld."""
     dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
     return (
         f"{event.kind} {event.method} app={_app(event)} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
-        f"ms={event.duration_seconds * 1000:.1f}{dropped}"
+        f"ms={event.duration_seconds * 1000:.1f} client={event.client or '-'}{dropped}"
     )
 
 
@@ -78,6 +80,52 @@ def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
         return
     message = event_json(event) if json_format else event_summary(event)
     access_logger.info("%s", message, extra={EVENT_ATTRIBUTE: event})
+
+
+class DefaultAccessHandler(logging.Handler):
+    """Access lines on stderr for a proxy whose host application configured no logging.
+
+    Mounted in FastAPI, Django or Flask, nothing routes ``falproxy.access`` anywhere, and
+    Python drops INFO lines by default. This handler prints each line in ``falproxy
+    serve``'s format, but steps aside for a record another handler will print: one the
+    application installed (on ``falproxy.access``, ``falproxy`` or the root logger) or
+    ``falproxy serve``'s own, so a line is never printed twice.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _handled_elsewhere(record, self):
+            return
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # a closed stderr must not fail the call
+            self.handleError(record)
+
+
+def _handled_elsewhere(record: logging.LogRecord, ours: logging.Handler) -> bool:
+    """Whether a handler other than ``ours`` will take ``record`` as it propagates."""
+    logger: logging.Logger | None = access_logger
+    while logger is not None:
+        if any(h is not ours and record.levelno >= h.level for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+def install_default_access_log(json_format: bool) -> None:
+    """Make access lines visible where the application set no logging up (see above).
+
+    Idempotent; the last proxy built chooses the format. The level is raised to INFO only
+    when neither ``falproxy.access`` nor ``falproxy`` has a level of its own, so
+    ``logging.getLogger("falproxy.access").setLevel(logging.WARNING)`` silences it.
+    """
+    handler = next((h for h in access_logger.handlers if isinstance(h, DefaultAccessHandler)), None)
+    if handler is None:
+        handler = DefaultAccessHandler()
+        access_logger.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(TEXT_FORMAT))
+    if access_logger.level == logging.NOTSET and PACKAGE_LOGGER.level == logging.NOTSET:
+        access_logger.setLevel(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):
