@@ -26,6 +26,7 @@ TARGET = "https://fal.run/fal-ai/flux/dev"
 APP_NAMES = ("app", "application", "proxy")
 
 
+
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     if hasattr(app, "wsgi_app"):  # Flask

@@ -208,15 +208,13 @@ def test_handshakes_run_the_same_hooks_as_http(
     wait_for(lambda: len(events) >= 5)
     # A relayed socket's event is recorded when it closes, which may be after the 429.
     outcomes = sorted((event.status, event.outcome, event.identity or "") for event in events)
-    assert outcomes == sorted(
-        [
-            (401, "refused", ""),
-            (402, "refused", "token-2"),
-            (101, "ok", "token-1"),
-            (101, "ok", "token-1"),
-            (429, "limited", "token-1"),
-        ]
-    )
+    assert outcomes == sorted([
+        (401, "refused", ""),
+        (402, "refused", "token-2"),
+        (101, "ok", "token-1"),
+        (101, "ok", "token-1"),
+        (429, "limited", "token-1"),
+    ])
 
 
 def test_sockets_off_the_proxy_route_get_404(proxy_url: str, fake_rt: str) -> None:

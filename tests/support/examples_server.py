@@ -64,6 +64,7 @@ ALLOWED_ENDPOINTS = "fal-ai/flux/**,fake/**"
 START_TIMEOUT = 30.0
 
 
+
 def argv(name: str, port: int) -> list[str]:
     command = (SERVERS | EXTRA_SERVERS)[name]
     if command[0] == "falproxy":

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 
 
+
 def upstreams_env(fake_url: str) -> str:
     return f"fal.run={fake_url}/run,queue.fal.run={fake_url}/queue,rest.fal.ai={fake_url}/rest"
 

@@ -56,11 +56,13 @@ def reset_realtime(fake_url: str) -> None:
     httpx.post(f"{fake_url}/__fake__/realtime/reset").raise_for_status()
 
 
+
 def last_session(fake_url: str) -> dict[str, Any]:
     sessions = realtime_stats(fake_url)["sessions"]
     assert sessions, "the fake saw no realtime session"
     session: dict[str, Any] = sessions[-1]
     return session
+
 
 
 def raw_handshake(http_url: str, path: str) -> socket.socket:

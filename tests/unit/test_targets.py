@@ -177,6 +177,7 @@ def test_is_valid_segment_applies_the_path_rules(segment: str, valid: bool) -> N
 # --- generated and mutated URLs ---------------------------------------------------------------
 
 
+
 def accepted_or_refused(raw: str) -> None:
     try:
         target = parse_target(raw)
