@@ -91,21 +91,27 @@ class Readiness:
 
 
 def redis_ping(url: str) -> ReadinessCheck:
-    """A check that Redis at ``url`` (a ``limits`` storage URL) answers PING, bounded."""
-    import redis.asyncio  # the redis extra, which a Redis URL requires (config/groups.py)
+    """A check that Redis at ``url`` (the limiter's storage URL) answers PING, bounded.
 
-    plain = url.removeprefix("async+")
-    if plain.startswith("redis+unix://"):  # limits' name for redis-py's unix://
-        plain = "unix://" + plain.removeprefix("redis+unix://")
+    Each probe opens its own connection through ``limits`` (as the rate limiter does) and
+    closes it, so no pooled socket outlives the event loop that ran the probe.
+    """
+    from limits.aio.storage import RedisStorage
 
     async def ping() -> bool:
-        client = redis.asyncio.Redis.from_url(
-            plain, socket_timeout=REDIS_PING_TIMEOUT, socket_connect_timeout=REDIS_PING_TIMEOUT
+        storage = RedisStorage(
+            url,
+            implementation="redispy",
+            socket_timeout=REDIS_PING_TIMEOUT,
+            socket_connect_timeout=REDIS_PING_TIMEOUT,
         )
         try:
-            return bool(await client.ping())
-        finally:
-            await client.aclose()
+            return bool(await storage.check())
+        finally:  # limits has no public close (see admission/ratelimit.py's aclose)
+            client = getattr(getattr(storage, "bridge", None), "storage", None)
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
 
     return ping
 
