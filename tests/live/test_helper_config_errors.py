@@ -18,9 +18,11 @@ import pytest
 
 from falproxy.config.loader import APP_LOAD_ERROR
 from falproxy.config.settings import NO_KEY_MESSAGE
+from falproxy.core.keys import PLACEHOLDER_KEYS
 from tests.support.examples_server import ROOT
 from tests.support.markdown_blocks import code_blocks
 from tests.support.ports import free_port
+from tests.support.procs import FALPROXY
 
 NO_KEY_LINE = f"falproxy: error: {NO_KEY_MESSAGE}"
 WRONG_ENDPOINT_LINE = (
@@ -120,3 +122,21 @@ def test_each_readme_snippet_started_without_a_key_prints_one_line(
         timeout=60,
     )
     assert_one_line(completed, NO_KEY_LINE)
+
+
+@pytest.mark.parametrize("placeholder", sorted(PLACEHOLDER_KEYS))
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["check"]])
+def test_a_shipped_placeholder_key_is_one_line_naming_the_file(
+    placeholder: str, command: list[str]
+) -> None:
+    """Issue 19, item 2: the example env file or Secret applied unedited does not start."""
+    completed = subprocess.run(
+        [FALPROXY, *command],
+        env=user_env(FAL_KEY=placeholder),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    line = "falproxy: error: FAL_KEY is the example's placeholder, not a key: "
+    assert completed.stderr.strip() == line + PLACEHOLDER_KEYS[placeholder]
