@@ -3,7 +3,9 @@
 ``FALPROXY_LOG_FORMAT=json`` makes every line falproxy and uvicorn print one JSON object
 (``ts``, ``level``, ``logger``, ``message``, and for an access line the event's fields),
 so a log shipper never has to parse a text prefix; ``text`` (the default) stays readable
-at a terminal. The older ``FALPROXY_ACCESS_LOG_FORMAT=json`` means the same.
+at a terminal. The older ``FALPROXY_ACCESS_LOG_FORMAT=json`` means the same. A proxy
+mounted in an application that set up no logging still prints its access lines, through
+:class:`DefaultAccessHandler`, which steps aside for any handler the application installs.
 
 Nothing here ever sees a key: an event holds no URL query, header value or key by
 construction (:mod:`falproxy.core.events`), and the start-up line prints settings that
