@@ -24,7 +24,8 @@ class ProxyBase:
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
         # FALPROXY_FAKE_URL: every fal host to that fake, with its key (config/fake_mode.py).
-        self.config = with_fake_mode(config if config is not None else ProxyConfig.from_env())
+        # Built from the environment, a mistake is one line and exit 4, as in ProxyConfig.load().
+        self.config = with_fake_mode(config if config is not None else ProxyConfig.load())
         self.config.require_credential()
         announce_fake_mode(self.config.fake_url)
         self.metrics = ProxyMetrics()

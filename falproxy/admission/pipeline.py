@@ -19,6 +19,7 @@ from falproxy.admission.watch import CallWatch
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyPlan, plan_body
+from falproxy.core.client_address import ClientAddress, parse_networks
 from falproxy.core.cors import CorsPolicy
 from falproxy.core.hooks import Identity
 from falproxy.core.hosts import HostRule
@@ -57,6 +58,7 @@ class Pipeline:
         self.upstreams = UpstreamMap(config.upstreams)
         self.requests = RequestGuard(config, metrics.store_error)
         self._backups = config.backup_domains
+        self.address = ClientAddress(parse_networks(config.trusted_proxies))
 
     async def aclose(self) -> None:
         await self.gate.aclose()
@@ -68,6 +70,7 @@ class Pipeline:
         Raises ``ProxyError`` for every refusal; ``record`` then already names the app and,
         when known, the identity, so the refusal's event says who was refused for what.
         """
+        record.client = self.address(incoming.scope)  # first: refusals say who was refused
         target, app_id = self.rules.check(incoming)
         record.app_id = app_id
         admission = await self.gate.admit(incoming.scope, target, app_id)

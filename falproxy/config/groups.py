@@ -205,7 +205,7 @@ def _check_allow_lists(values: GroupValues) -> None:
         try:
             Policy(urls, endpoints, values.max_token_expiration)
         except (ValueError, TypeError) as exc:
-            raise InvalidSetting(name, f"has an invalid pattern: {exc}") from None
+            raise InvalidSetting(name, str(exc)) from None
 
 
 _WAITS = (

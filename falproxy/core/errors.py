@@ -103,6 +103,7 @@ class ProxyError(Exception):
         self.detail = detail or self.default_detail
         self.headers = headers or {}
         self.caller: str | None = None  # the identity, when the refusal came after it
+        self.app_id: str | None = None  # the app the policy refused, for the call's event
         super().__init__(self.detail)
 
     def body(self) -> bytes:
