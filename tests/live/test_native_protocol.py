@@ -170,7 +170,9 @@ def test_a_websocket_pipelined_after_a_chunked_body_is_served_intact(
         raw.settimeout(10)
         switched = b""
         while b"\r\n\r\n" not in switched:
-            switched += raw.recv(4096)
+            data = raw.recv(4096)
+            assert data, f"closed without an answer: {switched[:200]!r}"
+            switched += data
     assert switched.startswith(b"HTTP/1.1 101"), switched[:200]
     assert realtime_stats(fake_rt)["opened"] == 1
 
