@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from falproxy.admission.base import ProxyBase
 from falproxy.admission.pipeline import Admitted
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
@@ -32,6 +31,7 @@ from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
 from falproxy.core.types import Scope
 from falproxy.ops.calls import Call
+from falproxy.proxy import Proxy
 from falproxy.wsgi.body import Readable, prefetched, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.environ import environ_scope
@@ -60,18 +60,18 @@ class SyncReply:
         return cls(answer.status, _text_headers(answer.headers), [answer.body])
 
 
-class SyncFalProxy(ProxyBase):
+class SyncFalProxy(Proxy):
     """The proxy for threaded WSGI servers; one shared ``httpx.Client`` per instance."""
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
         super().__init__(config)
-        self.upstream = SyncUpstreamClient(self.config)
+        self.sync_upstream = SyncUpstreamClient(self.config)
         self._loop = LoopThread()
 
     def close(self) -> None:
         """Close pooled upstream connections and the hooks' event loop."""
-        self.upstream.close()
-        self._loop.run(self.pipeline.aclose())
+        self.sync_upstream.close()
+        self._loop.run(self.aclose())
         self._loop.close()
 
     def serve_ops(self, path: str, method: str, headers: Headers) -> SyncReply | None:
@@ -124,7 +124,9 @@ class SyncFalProxy(ProxyBase):
             call.span.inject(upstream_headers)
             record.move(Phase.RELAYING)
             started = time.perf_counter()
-            response = open_upstream(self.upstream, method, admitted.url, upstream_headers, content)
+            response = open_upstream(
+                self.sync_upstream, method, admitted.url, upstream_headers, content
+            )
             record.first_byte_seconds = time.perf_counter() - started
             head = response_head(response, record)
         except ProxyError as exc:
