@@ -19,7 +19,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Protocol
 
 from falproxy.core.body import DEADLINE_DETAIL, BodyClock
@@ -43,7 +43,7 @@ def read_chunks(
     length: int | None,
     clock: BodyClock,
     sock: socket.socket | None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Yield the body as it is read; 413 past ``max_bytes``, 408 past ``clock``, 400 if short.
 
     Without ``sock`` (a server that does not expose it) the timeouts cannot be enforced

@@ -15,7 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
 from falproxy.core.answers import Answer
@@ -58,13 +58,13 @@ class SyncCall:
         self.served = served
         self._input = body
         self._sock = sock
-        self._chunks: Iterator[bytes] | None = None
+        self._chunks: Generator[bytes, None, None] | None = None
         self._finished = False  # FINISHED taken: the relay's coroutine has returned
 
     def take(self) -> object:
         """The relay's next message (waiting for it)."""
         message = self.handoff.take()
-        if message == FINISHED:
+        if message is FINISHED:
             self._finished = True
         return message
 
@@ -79,7 +79,7 @@ class SyncCall:
             elif isinstance(message, Answer):
                 self.end()
                 return SyncReply.of(message)
-            elif message == FINISHED:
+            elif message is FINISHED:
                 self.end()
                 return SyncReply.of(Answer.of_error(ProxyError()))  # ended unanswered: a bug
 
@@ -107,7 +107,7 @@ class SyncCall:
             if isinstance(message, Read):
                 self.handoff.settle(message, ClientDisconnected())
         if self._chunks is not None:
-            getattr(self._chunks, "close", lambda: None)()  # restores the socket timeout
+            self._chunks.close()  # stops the deadline timer, restores the socket timeout
         error = None if self.served.cancelled() else self.served.exception()
         if error is not None:
             logger.error("error serving a WSGI request", exc_info=error)
@@ -140,7 +140,7 @@ class RelayedBody:
                 self._call.read(message)
                 continue
             self._ended = True
-            if message == END:
+            if message is END:
                 raise StopIteration
             # FINISHED before END: the upstream broke off; the server aborts the response
             raise UpstreamUnavailable()
