@@ -4,7 +4,10 @@ This is the loop thread's half of a WSGI call: :func:`falproxy.relay.call.serve_
 runs against it exactly as against the ASGI and native exchanges, and every I/O it asks
 for goes through the call's :class:`~falproxy.wsgi.handoff.Handoff` to the WSGI thread,
 which reads the body and writes the response (:mod:`falproxy.wsgi.call`). The WSGI thread
-reports a client that left by calling :meth:`WsgiExchange.leave` on the loop.
+reports a client that left by calling :meth:`WsgiExchange.leave` on the loop. A client that
+stays connected but stops reading blocks the WSGI thread's write, so the window stays
+full: after ``send_timeout`` (the stream idle timeout) the call ends as the client's
+departure and the relay and its upstream connection are released, as on the ASGI path.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock
+from falproxy.core.errors import ClientDisconnected
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
@@ -25,11 +29,12 @@ from falproxy.wsgi.handoff import END, Handoff, Start
 class WsgiExchange:
     """The relay's view of a WSGI request: I/O handed to the request's thread."""
 
-    __slots__ = ("_handoff", "_left", "_record", "_task", "scope")
+    __slots__ = ("_handoff", "_left", "_record", "_send_timeout", "_task", "scope")
 
-    def __init__(self, scope: Scope, handoff: Handoff) -> None:
+    def __init__(self, scope: Scope, handoff: Handoff, send_timeout: float | None = None) -> None:
         self.scope = scope
         self._handoff = handoff
+        self._send_timeout = send_timeout
         self._task: asyncio.Task[Any] | None = None  # set while the relay runs
         self._record: CallRecord | None = None
         self._left = False
@@ -45,7 +50,10 @@ class WsgiExchange:
         self._handoff.post(Start(status, headers))
 
     async def send_body(self, chunk: bytes) -> None:
-        await self._handoff.send(chunk)
+        try:
+            await self._handoff.send(chunk, self._send_timeout)
+        except TimeoutError:
+            raise ClientDisconnected() from None
 
     async def end_response(self) -> None:
         self._handoff.post(END)

@@ -76,8 +76,9 @@ class Handoff:
         self._inbox.put(Read(future, max_bytes, clock))
         return await future
 
-    async def send(self, chunk: bytes) -> None:
-        """Queue a response chunk; wait while the window is full."""
+    async def send(self, chunk: bytes, timeout: float | None = None) -> None:
+        """Queue a response chunk; wait while the window is full (TimeoutError past
+        ``timeout``: the WSGI thread has stopped taking chunks)."""
         with self._lock:
             self._queued += len(chunk)
             space = None
@@ -85,7 +86,8 @@ class Handoff:
                 space = self._space = self._loop.create_future()
         self._inbox.put(chunk)
         if space is not None:
-            await space
+            async with asyncio.timeout(timeout):
+                await space
 
     # --- the WSGI thread's side ----------------------------------------------------------
 

@@ -82,7 +82,8 @@ class SyncFalProxy(Proxy):
         ``sock`` the client's socket, which bounds body reads by the body timeouts.
         """
         handoff = Handoff(self._loop.loop)
-        exchange = WsgiExchange(environ_scope(method, headers, client), handoff)
+        scope = environ_scope(method, headers, client)
+        exchange = WsgiExchange(scope, handoff, self.config.stream_idle_timeout)
         served = self._loop.submit(serve_route(self, exchange))
         served.add_done_callback(lambda _: handoff.post(FINISHED))
         return SyncCall(handoff, exchange, served, body, sock).reply()

@@ -15,7 +15,9 @@ import threading
 import time
 from typing import Any
 
-from falproxy import FalCredential, ProxyConfig
+import pytest
+
+from falproxy import FalCredential, ProxyConfig, UpstreamUnavailable
 from falproxy.wsgi.proxy import SyncFalProxy
 from tests.support.live import wait_until
 from tests.support.scripted_upstream import Received, scripted_upstream
@@ -45,12 +47,12 @@ class Writer:
         return False
 
 
-def proxy_for(port: int) -> SyncFalProxy:
+def proxy_for(port: int, idle_timeout: float = 30.0) -> SyncFalProxy:
     return SyncFalProxy(
         ProxyConfig(
             credential=FalCredential(KEY),
             upstreams={"fal.run": f"http://127.0.0.1:{port}"},
-            stream_idle_timeout=30.0,
+            stream_idle_timeout=idle_timeout,
         )
     )
 
@@ -74,6 +76,29 @@ def test_a_client_that_stops_reading_holds_the_upstream_back_and_closing_ends_it
             reply.body.close()  # type: ignore[attr-defined]  # the client left mid-stream
             wait_until(lambda: upstream.open_connections == 0, timeout=5)
             assert upstream_writer.written < BIG
+        finally:
+            proxy.close()
+
+
+def test_a_client_that_stops_reading_for_the_idle_timeout_releases_the_upstream(
+    no_key_in_logs: Any,
+) -> None:
+    """The WSGI thread is stuck writing to a client that reads nothing: past the stream
+    idle timeout the relay ends as the client's departure, and the upstream is closed."""
+    upstream_writer = Writer()
+    with scripted_upstream(upstream_writer) as upstream:
+        proxy = proxy_for(upstream.port, idle_timeout=1.0)
+        try:
+            reply = proxy.call("GET", TARGET, io.BytesIO())
+            chunks = iter(reply.body)
+            next(chunks)  # then the client stops reading, and never closes
+            wait_until(lambda: upstream.open_connections == 0, timeout=6)
+            access = [line for line in no_key_in_logs.lines if "outcome=" in line]
+            assert len(access) == 1 and "outcome=client_gone" in access[0]
+            with pytest.raises(UpstreamUnavailable):  # the server aborts: truncated
+                while True:
+                    next(chunks)
+            reply.body.close()  # type: ignore[attr-defined]
         finally:
             proxy.close()
 
