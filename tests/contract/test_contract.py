@@ -382,8 +382,8 @@ async def _answer_ok(received: Received, writer: asyncio.StreamWriter) -> bool:
 def test_upstream_ca_file_is_the_trust(served: Served, fake_url: str, tmp_path: Path) -> None:
     """Each front end started again with FALPROXY_UPSTREAM_CA_FILE naming a test CA: an
     upstream signed by it is called (with the key), one signed by another CA is a 502
-    before a single byte is sent to it. fal.run goes to the first, queue.fal.run to the
-    second."""
+    before a single byte is sent to it. fal.run goes to the first, queue.fal.run (and the
+    backup domains) to the second."""
     right, other = make_pki(tmp_path / "right"), make_pki(tmp_path / "other")
     with (
         scripted_upstream(_answer_ok, tls=right.server_context()) as trusted,
@@ -393,6 +393,9 @@ def test_upstream_ca_file_is_the_trust(served: Served, fake_url: str, tmp_path: 
             **fake_upstreams(fake_url),
             "fal.run": f"https://127.0.0.1:{trusted.port}",
             "queue.fal.run": f"https://127.0.0.1:{untrusted.port}",
+            # fal's backup domains are tried when a handshake fails: under the same trust
+            "queue.falrun.com": f"https://127.0.0.1:{untrusted.port}",
+            "falrun.com": f"https://127.0.0.1:{untrusted.port}",
         }
         env = {
             **contract_env(),
