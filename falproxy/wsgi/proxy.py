@@ -20,8 +20,8 @@ size, no resend rule), and every relay rule (header shaping, the key never refle
 truncation on a broken upstream, client-gone cancellation) is written once. A sans-IO
 split would have needed a second HTTP/1.1 client for threads, which is exactly the copy
 that drifted. The cost is two thread hand-offs per call, less than what the lean client
-saves over httpx: under gunicorn gthread the Flask example serves about 1.7x the status
-polls and 1.5x the streamed megabytes it did with the httpx relay (``bench/wsgi_path.py``,
+saves over httpx: under gunicorn gthread the Flask example serves about 1.6x the status
+polls and 1.8x the streamed megabytes it did with the httpx relay (``bench/wsgi_path.py``,
 numbers in ``docs/development.md``).
 
 A framework adapter turns its request into ``(method, headers, input)`` plus the environ's
