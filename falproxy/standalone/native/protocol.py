@@ -44,6 +44,7 @@ from uvicorn.server import ServerState
 from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.core.types import ASGIApp, Scope
+from falproxy.proxy import Proxy, serve_http
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed
 from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.asgi_http import serve_asgi_http
@@ -104,7 +105,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         if served is None:
             served = _SERVED[config] = served_app(config.loaded_app)
         self.config = config
-        self.proxy = served.proxy
+        self.proxy: Proxy = served.proxy
         self._hands_over: Callable[[Scope], bool] | None = served.hands_over
         self._beside: ASGIApp | None = served.beside
         self.server_state = server_state
@@ -407,7 +408,7 @@ class NativeHttpProtocol(asyncio.Protocol):
     async def _serve(self, exchange: NativeExchange, beside: ASGIApp | None) -> None:
         try:
             if beside is None:
-                await self.proxy.serve_http(exchange)
+                await serve_http(self.proxy, exchange)
             else:
                 await serve_asgi_http(beside, exchange)
         except Exception:
