@@ -24,7 +24,7 @@ import functools
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -35,6 +35,7 @@ from falproxy.config.file import config_from_sources
 from falproxy.core.errors import HeadersTooLarge
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed, worker_cap
+from falproxy.wire.writer import closing_answer
 
 __all__ = [
     "GuardedH11Protocol",
@@ -45,9 +46,6 @@ __all__ = [
     "refusal_bytes",
     "worker_connection_cap",
 ]
-
-# RFC 6585 section 5: the head is refused as a whole; the connection cannot be reused.
-_STATUS_LINE: Final = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
 
 
 @functools.cache
@@ -74,9 +72,7 @@ def worker_connection_cap(server_state: ServerState) -> ConnectionCap:
 def refusal_bytes() -> bytes:
     """A complete 431 response with the usual JSON detail, closing the connection."""
     error = HeadersTooLarge()
-    headers = [*error.response_headers(), (b"connection", b"close")]
-    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return _STATUS_LINE + lines + b"\r\n" + error.body()
+    return closing_answer(error.status, error.response_headers(), error.body())
 
 
 class HeadWatch:

@@ -49,7 +49,6 @@ from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Sh
 from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.asgi_http import serve_asgi_http
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
-from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
 from falproxy.standalone.native.websocket import serve_upgrade
 from falproxy.standalone.protocols import (
     HeadWatch,
@@ -57,10 +56,11 @@ from falproxy.standalone.protocols import (
     refusal_bytes,
     worker_connection_cap,
 )
+from falproxy.wire.boundaries import chunked_stops, head_end, skip_empty_lines
 from falproxy.wire.framing import Framing, request_framing
 from falproxy.wire.parsers import request_parser
 from falproxy.wire.states import HEADLESS, Machine, Server, ServerEvent, server_machine
-from falproxy.wire.writer import STATUS_LINES, header_lines
+from falproxy.wire.writer import closing_answer, header_lines
 
 logger = logging.getLogger("falproxy.server")
 
@@ -79,8 +79,7 @@ _SERVED: weakref.WeakKeyDictionary[Config, Served] = weakref.WeakKeyDictionary()
 
 def _refusal(error: ProxyError, defaults: bytes) -> bytes:
     """A whole JSON refusal that closes the connection, written outside any call."""
-    headers = [*error.response_headers(), (b"connection", b"close")]
-    return STATUS_LINES[error.status] + defaults + header_lines(headers) + b"\r\n" + error.body()
+    return closing_answer(error.status, error.response_headers(), error.body(), defaults)
 
 
 class _Mismatch(ValueError):
