@@ -159,6 +159,30 @@ class _Guard:
             self._paused_for_write = False
             self.flow.resume_reading()
 
+    # uvicorn's protocol hooks, extended (the mixin comes first in the MRO).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._admit()  # and a connection that never sends a byte is timed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head.done()
+        self._cap.leave(self)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        self._write_blocked()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()  # type: ignore[misc]
+        self._write_unblocked()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._cap.headless(self, self._shed)
+        if self.flow.write_paused:
+            self._write_blocked()
+
     def _awaiting_head(self) -> bool:
         raise NotImplementedError
 
@@ -220,29 +244,6 @@ class GuardedH11Protocol(_Guard, H11Protocol):
         super().__init__(*args, **kwargs)
         self._init_guard()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()  # and a connection that never sends a byte is timed too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head.done()
-        self._cap.leave(self)
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._write_blocked()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._write_unblocked()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._cap.headless(self, self._shed)
-        if self.flow.write_paused:
-            self._write_blocked()
-
     def data_received(self, data: bytes) -> None:
         self._guarded_data_received(data)
 
@@ -261,29 +262,9 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         self._init_guard()
         self._in_head = True  # from a message's first byte until its headers are parsed
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()  # and a connection that never sends a byte is timed too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head.done()
-        self._cap.leave(self)
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._write_blocked()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._write_unblocked()
-
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._cap.headless(self, self._shed)
-        if self.flow.write_paused:
-            self._write_blocked()
-        elif self.pipeline:
+        if not self.flow.write_paused and self.pipeline:
             # uvicorn resumes reading after every response, even with requests still
             # queued: each read would add thousands more. Read on once the queue is empty.
             self.flow.pause_reading()
