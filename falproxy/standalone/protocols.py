@@ -57,6 +57,12 @@ def configured_header_timeout() -> float:
     return config_from_sources(os.environ).header_timeout
 
 
+@functools.cache
+def configured_stall_timeout() -> float:
+    """How long a client may leave written answers unread (the stream idle timeout)."""
+    return config_from_sources(os.environ).stream_idle_timeout
+
+
 _CAPS: weakref.WeakKeyDictionary[ServerState, ConnectionCap] = weakref.WeakKeyDictionary()
 
 
@@ -119,6 +125,7 @@ class _Guard:
     _cap: ConnectionCap
     _head_seconds: float
     _paused_for_write: bool
+    _stalled: asyncio.TimerHandle | None
 
     def _init_guard(self) -> None:
         timeout = self.header_timeout
@@ -128,6 +135,7 @@ class _Guard:
         self._head = HeadWatch(self.loop, timeout, self._head_timed_out)
         self._cap = worker_connection_cap(self.server_state)
         self._paused_for_write = False
+        self._stalled = None
 
     def _admit(self) -> None:
         """Take a place under the connection cap (shedding a headless one), or drop this."""
@@ -148,16 +156,29 @@ class _Guard:
             self.transport.close()
 
     # Flow control: a client that does not read its responses is not read from either, so
-    # pipelined requests wait in its own socket buffers instead of the proxy's memory.
+    # pipelined requests wait in its own socket buffers instead of the proxy's memory, and
+    # one that reads nothing for the stream idle timeout is dropped.
     def _write_blocked(self) -> None:
         if not self._paused_for_write:
             self._paused_for_write = True
             self.flow.pause_reading()
+            self._stalled = self.loop.call_later(configured_stall_timeout(), self._drop_stalled)
 
     def _write_unblocked(self) -> None:
         if self._paused_for_write:
             self._paused_for_write = False
             self.flow.resume_reading()
+            self._cancel_stall()
+
+    def _cancel_stall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _drop_stalled(self) -> None:
+        self._stalled = None
+        if self._paused_for_write:
+            self.transport.abort()
 
     # uvicorn's protocol hooks, extended (the mixin comes first in the MRO).
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -166,6 +187,7 @@ class _Guard:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head.done()
+        self._cancel_stall()
         self._cap.leave(self)
         super().connection_lost(exc)  # type: ignore[misc]
 

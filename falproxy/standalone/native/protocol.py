@@ -182,6 +182,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self._wake_drain()
         if self.state is Server.FLUSHING:
+            self._cancel_timers()
             self._state.fire(ServerEvent.DRAINED)
             self._ready_for_next()
 
@@ -441,9 +442,14 @@ class NativeHttpProtocol(asyncio.Protocol):
         if not self.keeps_alive:
             self._close()
         elif self.write_paused:
-            # The client has not read this response: the next request waits for it.
+            # The client has not read this response: the next request waits for it, at most
+            # the stream idle timeout, and the connection may be shed like an idle one.
             self._state.fire(ServerEvent.WRITE_BLOCKED)
             self._pause_reading()
+            self._cap.headless(self, self._shed)
+            self._keep_alive_timer = self.loop.call_later(
+                self.proxy.config.stream_idle_timeout, self._flush_expired
+            )
         else:
             self._state.fire(ServerEvent.KEEP_ALIVE)
             self._ready_for_next()
@@ -486,8 +492,17 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.transport.abort()
 
     def _shed(self) -> None:
-        """Closed to make room under the connection cap (it had no complete head)."""
-        self._close()
+        """Closed to make room under the connection cap (no complete head, or an answer its
+        client does not read: dropped with it)."""
+        if self.state is Server.FLUSHING:
+            self.abort()
+        else:
+            self._close()
+
+    def _flush_expired(self) -> None:
+        self._keep_alive_timer = None
+        if self.state is Server.FLUSHING:
+            self.abort()  # the client read nothing of its answer for the idle timeout
 
     def _malformed(self) -> None:
         """A request llhttp refuses: 400 JSON, then close (its framing cannot be trusted)."""
