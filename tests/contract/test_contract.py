@@ -24,6 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from falproxy.fake import create_fake_app
 from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams, serve
 from tests.support.browser import BUNDLE_DIR, DevTools, needs_browser, page_app
 from tests.support.examples_server import Running, start_server
@@ -425,16 +426,19 @@ async def _answer_ok(received: Received, writer: asyncio.StreamWriter) -> bool:
 def test_upstream_ca_file_is_the_trust(served: Served, fake_url: str, tmp_path: Path) -> None:
     """Each front end started again with FALPROXY_UPSTREAM_CA_FILE naming a test CA: an
     upstream signed by it is called (with the key), one signed by another CA is a 502
-    before a single byte is sent to it. fal.run goes to the first, queue.fal.run (and the
-    backup domains) to the second."""
+    before a single byte is sent to it. fal.run goes to the fake fal served over TLS with
+    the right CA (HTTP calls and, where the front end relays them, realtime sockets: the
+    WebSocket relay is under the same trust); queue.fal.run (and the backup domains) to an
+    upstream signed by another CA."""
     right, other = make_pki(tmp_path / "right"), make_pki(tmp_path / "other")
+    tls_fake = create_fake_app(speed=0.05, expected_key=TEST_KEY)  # refuses any other key
     with (
-        scripted_upstream(_answer_ok, tls=right.server_context()) as trusted,
+        serve(tls_fake, ssl_certfile=str(right.cert), ssl_keyfile=str(right.key)) as trusted,
         scripted_upstream(_answer_ok, tls=other.server_context()) as untrusted,
     ):
         upstreams = {
             **fake_upstreams(fake_url),
-            "fal.run": f"https://127.0.0.1:{trusted.port}",
+            "fal.run": "https://" + trusted.removeprefix("http://") + "/run",
             "queue.fal.run": f"https://127.0.0.1:{untrusted.port}",
             # fal's backup domains are tried when a handshake fails: under the same trust
             "queue.falrun.com": f"https://127.0.0.1:{untrusted.port}",
@@ -452,12 +456,14 @@ def test_upstream_ca_file_is_the_trust(served: Served, fake_url: str, tmp_path: 
         ):
             works = http.post(front.route, headers=target(RUN), json={"prompt": "a fox"})
             refused = http.post(front.route, headers=target(QUEUE), json={"prompt": "a fox"})
+            if not front.no_websockets:
+                url = relay_url(server.url, route=front.route)
+                with connect(url, additional_headers=BEARER) as ws:
+                    ws.send(pack({"prompt": "over tls", "request_id": "tls"}))
+                    assert unpack(ws.recv(timeout=10))["request_id"] == "tls"
     assert works.status_code == 200, works.text[:300]
-    assert works.json() == {"status": "COMPLETED"}
+    assert works.json()["images"]
     assert_no_key(works)
-    (received,) = trusted.requests
-    assert received.path == b"/fal-ai/flux/dev"
-    assert f"\r\nauthorization: key {TEST_KEY}\r\n".encode() in received.head.lower()
     assert assert_json_detail(refused, 502) == "The fal API could not be reached"
     assert untrusted.raw_bytes == 0 and untrusted.requests == []
 
