@@ -96,12 +96,14 @@ def serve_upgrade(
         max_size=host.config.ws_max_size if fake_app else proxy_config.ws_max_message_bytes,
         ping_interval=host.config.ws_ping_interval,
         ping_timeout=host.config.ws_ping_timeout,
+        spliced=fake_app is None,  # relayed sockets: frames pass through (splice.py)
     )
     socket.take_over()
     if fake_app is not None:
         session = run_asgi_socket(fake_app, socket)
     else:
-        session = serve_socket(host.proxy, socket, routed=host.proxy.serves_path(socket_scope))
+        routed = host.proxy.serves_path(socket_scope)
+        session = serve_socket(host.proxy, socket, routed=routed, spliced=socket)
     task = host.loop.create_task(_run(socket, session))
     tasks = host.server_state.tasks
     tasks.add(task)

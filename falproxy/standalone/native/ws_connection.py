@@ -33,6 +33,7 @@ from falproxy.core.answers import Answer
 from falproxy.core.types import Scope
 from falproxy.relay.socket.close import MESSAGE_TOO_BIG
 from falproxy.relay.socket.exchange import VANISHED, ClientGone, SocketClosed, SocketMessage
+from falproxy.relay.socket.splice import Splice
 from falproxy.standalone.native.ws_handshake import refusal_head, switching_head
 
 __all__ = ["INBOX_HIGH_WATER", "NativeSocket"]
@@ -81,6 +82,7 @@ class NativeSocket(asyncio.Protocol):
         max_size: int,
         ping_interval: float | None,
         ping_timeout: float | None,
+        spliced: bool = False,
     ) -> None:
         self.transport = transport
         self._scope = scope
@@ -105,6 +107,10 @@ class NativeSocket(asyncio.Protocol):
         self.accepted = False
         self.lost = False
         self._ended = False  # a SocketClosed is in the inbox
+        # The frame relay takes the transport after the 101 (relay/socket/splice.py).
+        self._spliced = spliced
+        self._splice: Splice | None = None
+        self.client_ping = (ping_interval, ping_timeout)
 
     # --- taking over the transport ---------------------------------------------------
 
@@ -135,6 +141,8 @@ class NativeSocket(asyncio.Protocol):
         self.answered = self.accepted = True
         head = switching_head(self._accept_key, subprotocol, self._defaults, extra)
         self.transport.write(head)
+        if self._spliced:
+            return  # reading stays paused until the frame relay takes the transport
         pending, self._pending = self._pending, b""
         self._arm_ping()
         self._resume_reading()
@@ -171,7 +179,24 @@ class NativeSocket(asyncio.Protocol):
         if self.lost:
             raise ClientGone()
 
+    def hand_over(self, splice: Splice) -> bytes:
+        """Give the transport to the frame relay; the client's frames received so far.
+
+        The socket stays in the server's connections until the relay is done, so a
+        graceful shutdown still reaches it (:meth:`shutdown` forwards to the relay).
+        """
+        self._splice = splice
+        splice.done.add_done_callback(self._spliced_done)
+        pending, self._pending = self._pending, b""
+        return pending
+
+    def _spliced_done(self, _: object) -> None:
+        self.lost = True
+        self.server_state.connections.discard(self)
+
     async def close(self, code: int, reason: str) -> None:
+        if self._splice is not None:
+            return  # the frame relay closes both sides itself
         if self.lost or self.transport.is_closing():
             return
         if not self.accepted:
@@ -231,6 +256,9 @@ class NativeSocket(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: tell the client the server restarts, and end the relay."""
+        if self._splice is not None:
+            self._splice.shutdown()
+            return
         if not self.accepted:
             self.transport.close()
             return
