@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 from tests.support.ports import free_port
 from tests.support.proc_stats import rss_kib
 from tests.support.procs import Served, falproxy_serve, proxy_env
+from tests.support.redis_support import RedisServer
 from tests.support.ws_helpers import raw_handshake, relay_url, ws_base
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -365,3 +366,24 @@ def test_idle_and_rate_rules(fal: RawFal) -> None:
         wait(fal.ended["echo"])
         assert fal.closes["echo"][0] == 1008
         assert b"one too many" not in [p for _, p, _ in fal.seen["echo"]]
+
+
+def test_a_rate_check_that_waits_on_redis_holds_the_message(
+    fal: RawFal, redis_server: RedisServer
+) -> None:
+    """With Redis the check cannot answer inline: the client's reading is held until it
+    does, the allowed messages still arrive whole and in order, the refused one never."""
+    settings = {"FALPROXY_WS_MESSAGE_RATE": "3/minute", "FALPROXY_REDIS_URL": redis_server.url}
+    with (
+        serve(fal, **settings) as served,
+        connect(relay_url(served_url(served), target("echo"))) as ws,
+    ):
+        for n in range(3):
+            ws.send(b"r%d" % n * 2000)  # two-byte tag repeated: more than one read's frame
+        assert [ws.recv(timeout=10) for _ in range(3)] == [b"r%d" % n * 2000 for n in range(3)]
+        ws.send(b"over")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    wait(fal.ended["echo"])
+    assert b"over" not in [p for _, p, _ in fal.seen["echo"]]

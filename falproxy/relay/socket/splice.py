@@ -39,7 +39,7 @@ from typing import Any, Final, Protocol
 
 from falproxy.admission.ws_limits import MessageCheck
 from falproxy.core.lifecycle import CallRecord
-from falproxy.relay.socket.close import NORMAL_CLOSE, relayed_close
+from falproxy.relay.socket.close import ABNORMAL_CLOSE, NORMAL_CLOSE, relayed_close
 from falproxy.relay.socket.dial import RawUpstream
 from falproxy.relay.socket.endings import Ending, outcome_of
 from falproxy.relay.socket.exchange import VANISHED
@@ -178,8 +178,9 @@ class Splice:
             self.received(False, from_upstream)
         if from_client:
             self.received(True, from_client)
-        self._client.resume_reading()
-        self._upstream.resume_reading()
+        for side, transport in enumerate((self._upstream, self._client)):
+            if not self._held[side] and not transport.is_closing():
+                transport.resume_reading()  # paused by the front end and the dialler
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -261,6 +262,9 @@ class Splice:
                 if not verdict.value:
                     self._end(Ending("proxy", POLICY_VIOLATION, RATE_REASON))
                 return bool(verdict.value)
+            except Exception:  # a broken check: end the socket as the message relay would
+                self._end(Ending("proxy", ABNORMAL_CLOSE))
+                return False
             rest: Awaitable[bool] = _rest(check, waiting)
         else:
             rest = check
