@@ -25,6 +25,7 @@ read (:func:`parse_close`) because the relay acts on them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
@@ -37,6 +38,7 @@ __all__ = [
     "FrameError",
     "FrameHeader",
     "FrameReader",
+    "MaskKeys",
     "apply_mask",
     "close_frame",
     "control_frame",
@@ -176,6 +178,28 @@ try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - websockets built without its C extension
     apply_mask = _apply_mask_python
+
+
+class MaskKeys:
+    """Fresh masking keys (RFC 6455 section 5.3: unpredictable, from a strong source).
+
+    Drawn from ``os.urandom`` a few KiB at a time rather than one system call per frame;
+    each key is used once.
+    """
+
+    __slots__ = ("_at", "_pool", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> bytes:
+        at = self._at
+        if at + 4 > len(self._pool):
+            self._pool, at = os.urandom(self._size), 0
+        self._at = at + 4
+        return self._pool[at : at + 4]
 
 
 OnData = Callable[[FrameHeader], None]

@@ -17,6 +17,7 @@ from falproxy.wire.ws_frames import (
     PING,
     FrameError,
     FrameReader,
+    MaskKeys,
     _apply_mask_python,
     apply_mask,
     close_frame,
@@ -217,3 +218,10 @@ def test_pause_holds_the_rest_until_resumed() -> None:
     assert got.headers == [(True, 2, 5)] and got.payloads == [bytearray()]
     got.reader.resume()
     assert got.payloads[0] == b"first" and len(got.headers) == 2
+
+
+def test_masking_keys_are_fresh_four_byte_keys() -> None:
+    keys = MaskKeys(size=16)
+    drawn = [keys.next() for _ in range(12)]  # three pools' worth
+    assert all(len(key) == 4 for key in drawn)
+    assert len(set(drawn)) > 9  # random: a repeat among 12 keys of 32 bits is unlikely

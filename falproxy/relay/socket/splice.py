@@ -12,9 +12,9 @@ The guarantees of the message relay (:mod:`.pumps`) hold here too:
 - a message over ``max_message_bytes``, counted across its fragments, closes with 1009
   before its first oversized frame is relayed; either direction;
 - the message rate (``allow``, admission/ws_limits.py) is asked at each client message's
-  first frame; a refused message is not relayed and both sides close 1008. The check
-  runs inline when it can answer at once (the in-memory limiter); one that has to wait
-  (Redis) holds the client's reading, and only that message, until it answers;
+  first frame, in a task of its own (the one task per message, and only when a rate is
+  set), while the client's reading is held; a refused message is not relayed and both
+  sides close 1008;
 - no data frame either way for ``idle_timeout``: both sides close 1000;
 - fal is pinged every ``ping_interval``; no pong within ``ping_timeout`` closes both
   sides 1011; the client is pinged too when the front end asks (uvicorn's settings);
@@ -32,14 +32,12 @@ message's frames keep their fragmentation.
 from __future__ import annotations
 
 import asyncio
-import os
-import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable
 from typing import Any, Final, Protocol
 
 from falproxy.admission.ws_limits import MessageCheck
 from falproxy.core.lifecycle import CallRecord
-from falproxy.relay.socket.close import ABNORMAL_CLOSE, NORMAL_CLOSE, relayed_close
+from falproxy.relay.socket.close import NORMAL_CLOSE, relayed_close
 from falproxy.relay.socket.dial import RawUpstream
 from falproxy.relay.socket.endings import Ending, outcome_of
 from falproxy.relay.socket.exchange import VANISHED
@@ -52,6 +50,7 @@ from falproxy.wire.ws_frames import (
     FrameError,
     FrameHeader,
     FrameReader,
+    MaskKeys,
     apply_mask,
     close_frame,
     control_frame,
@@ -67,6 +66,7 @@ RATE_REASON: Final = "message rate exceeded"
 PING_TIMEOUT_REASON: Final = "keepalive ping timeout"
 SERVICE_RESTART: Final = 1012  # RFC 6455 7.4.1: the server is restarting
 POLICY_VIOLATION: Final = 1008
+_MASKS: Final = MaskKeys()  # one process-wide source of masking keys
 
 
 class _End(asyncio.Protocol):
@@ -211,12 +211,13 @@ class Splice:
         self._last = self._loop.time()
         if header.opcode != CONTINUATION:
             stats.frames_up += 1
-            if self._allow is not None and not self._checked(header):
+            if self._allow is not None:
+                self._check(header)  # relayed once the rate allows it
                 return
         self._up_header(header)
 
     def _up_header(self, header: FrameHeader) -> None:
-        ours = os.urandom(4)
+        ours = _MASKS.next()
         assert header.mask is not None
         self._remask = (int.from_bytes(header.mask, "big") ^ int.from_bytes(ours, "big")).to_bytes(
             4, "big"
@@ -251,28 +252,15 @@ class Splice:
 
     # --- the message rate ------------------------------------------------------------------
 
-    def _checked(self, header: FrameHeader) -> bool:
-        """The rate's verdict now; False also while it is still out (reading held)."""
+    def _check(self, header: FrameHeader) -> None:
+        """Start the rate check of the message ``header`` opens; hold the client until it
+        answers (:meth:`_verdict`). Always in a task: a check may need one (Redis clients
+        use ``asyncio.timeout``, which refuses to run outside a task)."""
         assert self._allow is not None
-        check = self._allow()
-        if isinstance(check, Coroutine):
-            try:
-                waiting = check.send(None)
-            except StopIteration as verdict:
-                if not verdict.value:
-                    self._end(Ending("proxy", POLICY_VIOLATION, RATE_REASON))
-                return bool(verdict.value)
-            except Exception:  # a broken check: end the socket as the message relay would
-                self._end(Ending("proxy", ABNORMAL_CLOSE))
-                return False
-            rest: Awaitable[bool] = _rest(check, waiting)
-        else:
-            rest = check
         self._readers[1].pause()
         self.hold(True, True, "rate")
-        task = self._loop.create_task(_finish(rest))
+        task = self._loop.create_task(_answer(self._allow()))
         task.add_done_callback(lambda done: self._verdict(done, header))
-        return False
 
     def _verdict(self, done: asyncio.Task[bool], header: FrameHeader) -> None:
         allowed = not done.cancelled() and done.exception() is None and done.result()
@@ -283,13 +271,12 @@ class Splice:
             self._flush()
             return
         self._up_header(header)
-        reader = self._readers[1]
+        self.hold(True, False, "rate")  # before resuming: the next message may hold again
         try:
-            reader.resume()
+            self._readers[1].resume()
         except FrameError as exc:
             self._fail(True, exc.code, exc.reason)
         self._flush()
-        self.hold(True, False, "rate")
 
     # --- fal -> client --------------------------------------------------------------------
 
@@ -310,7 +297,7 @@ class Splice:
     def _upstream_control(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
             if not self._closing[0]:
-                self._up.append(control_frame(PONG, payload, os.urandom(4)))
+                self._up.append(control_frame(PONG, payload, _MASKS.next()))
         elif opcode == PONG:
             self._cancel("pong")
         elif opcode == CLOSE:
@@ -319,7 +306,7 @@ class Splice:
                 self._upstream.close()
                 return
             self._closing[0] = True
-            self._up.append(close_frame(code, reason, os.urandom(4)))  # echo
+            self._up.append(close_frame(code, reason, _MASKS.next()))  # echo
             self._end(Ending("upstream", 1005 if code is None else code, reason))
             self._flush()
             self._upstream.close()
@@ -354,7 +341,7 @@ class Splice:
         if self._closing[client] or self._gone[client]:
             return
         self._closing[client] = True
-        mask = None if client else os.urandom(4)
+        mask = None if client else _MASKS.next()
         (self._down if client else self._up).append(close_frame(code, reason, mask))
 
     def _abort(self) -> None:
@@ -416,7 +403,7 @@ class Splice:
         self._flush()
 
     def _ping_upstream(self) -> None:
-        self._up.append(control_frame(PING, os.urandom(4), os.urandom(4)))
+        self._up.append(control_frame(PING, _MASKS.next(), _MASKS.next()))
         self._flush()
         if "pong" not in self._timers:
             self._later("pong", self._limits.ping_timeout, self._upstream_deaf)
@@ -430,7 +417,7 @@ class Splice:
 
     def _ping_client(self) -> None:
         interval, timeout = self._client_ping
-        self._down.append(control_frame(PING, os.urandom(4), None))
+        self._down.append(control_frame(PING, _MASKS.next(), None))
         self._flush()
         if timeout and "client-pong" not in self._timers:
             self._later("client-pong", timeout, self._client.abort)
@@ -448,19 +435,8 @@ class Splice:
             timer.cancel()
 
 
-@types.coroutine
-def _rest(check: Coroutine[Any, Any, bool], waiting: Any) -> Generator[Any, Any, bool]:
-    """Go on with a check that suspended on ``waiting`` when it was first stepped inline."""
-    try:
-        yield waiting
-    except BaseException:
-        check.close()
-        raise
-    return (yield from check.__await__())
-
-
-async def _finish(rest: Awaitable[bool]) -> bool:
-    return await rest
+async def _answer(check: Awaitable[bool]) -> bool:
+    return await check
 
 
 class Spliceable(Protocol):

@@ -187,6 +187,9 @@ class NativeSocket(asyncio.Protocol):
         """
         self._splice = splice
         splice.done.add_done_callback(self._spliced_done)
+        # Never used again: the relay reads frames itself. Dropped, so an open socket does
+        # not keep a frame codec and a message queue alive (memory per idle socket).
+        del self._frames, self._inbox
         pending, self._pending = self._pending, b""
         return pending
 
