@@ -11,9 +11,9 @@ Paths, all on 127.0.0.1, each relay pinned to core 0 and everything else to core
 
 Scenarios:
 
-* CPU per relayed message: SOCKETS sockets echo 1 KiB binary messages for SECONDS; the
-  relay process's CPU time (user + system) divided by the messages it relayed (each round
-  trip is two: one up, one down). Once without and once with the client offering
+* CPU per relayed message (median of RUNS, the paths interleaved): SOCKETS sockets echo
+  1 KiB binary messages for SECONDS; the relay process's CPU time (user + system) divided
+  by the messages it relayed (each round trip is two: one up, one down). Once without and once with the client offering
   permessage-deflate, as browsers do (the byte relay and nginx pass the offer on; the echo
   server declines it; falproxy never negotiates it);
 * memory: IDLE sockets opened (handshake and one round trip each), the relay's RSS growth
@@ -434,13 +434,17 @@ def wait_port(port: int) -> None:
 
 
 async def measure(paths: list[Path_], args: argparse.Namespace) -> None:
-    rows: dict[str, dict[str, Any]] = {p.name: {} for p in paths}
+    rows: dict[str, dict[str, Any]] = {p.name: {"cpu": [], "cpu_deflate": []} for p in paths}
+    for run in range(args.runs):  # interleaved, so the machine's load hits every path alike
+        for path in paths:
+            h.log(f"{path.name}: cpu, run {run + 1}")
+            for key, deflate in (("cpu", False), ("cpu_deflate", True)):
+                used, _ = await cpu_per_message(path, args.sockets, args.seconds, deflate)
+                rows[path.name][key].append(used)
+    for row in rows.values():
+        row["cpu"] = statistics.median(row["cpu"])
+        row["cpu_deflate"] = statistics.median(row["cpu_deflate"])
     for path in paths:
-        h.log(f"{path.name}: cpu")
-        rows[path.name]["cpu"] = await cpu_per_message(path, args.sockets, args.seconds, False)
-        rows[path.name]["cpu_deflate"] = await cpu_per_message(
-            path, args.sockets, args.seconds, True
-        )
         h.log(f"{path.name}: idle")
         rows[path.name]["idle"] = await idle_memory(path, args.idle)
         h.log(f"{path.name}: latency")
@@ -455,9 +459,10 @@ async def measure(paths: list[Path_], args: argparse.Namespace) -> None:
             load = (h.cpu_seconds(path.pids) - cpu) / (time.monotonic() - started)
             rows[path.name]["scale"] = (errors, load)
     straight = rows[paths[0].name]["p50"]
-    byte = rows["byte relay"]["cpu"][0]
+    byte = rows["byte relay"]["cpu"]
     print(
-        f"sockets={args.sockets} seconds={args.seconds} idle={args.idle} scale={args.scale_seconds}s"
+        f"sockets={args.sockets} seconds={args.seconds} runs={args.runs} (CPU: medians) "
+        f"idle={args.idle} scale={args.scale_seconds}s"
     )
     print(
         "| path | CPU µs/msg | × byte relay | CPU µs/msg, deflate offered | × byte relay | "
@@ -466,7 +471,7 @@ async def measure(paths: list[Path_], args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         row = rows[path.name]
-        cpu, deflate = row["cpu"][0], row["cpu_deflate"][0]
+        cpu, deflate = row["cpu"], row["cpu_deflate"]
         kib, opening = row["idle"]
         added = row["p50"] - straight
         scale = row.get("scale")
@@ -490,6 +495,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--scale-seconds", type=float, default=10.0)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3, help="CPU runs per path (medians)")
     args = parser.parse_args()
     h.raise_fd_limit()
     if args.command == "echo":

@@ -22,6 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.conftest import TEST_KEY
 from tests.support.ports import free_port
 from tests.support.proc_stats import rss_kib
 from tests.support.procs import Served, falproxy_serve, proxy_env
@@ -80,6 +81,7 @@ class RawFal:
         self.port = self.listener.getsockname()[1]
         self.seen: dict[str, list[tuple[int, bytes, bytes | None]]] = {}
         self.closes: dict[str, tuple[int, str]] = {}
+        self.heads: dict[str, bytes] = {}
         self.ended: dict[str, threading.Event] = {}
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -104,6 +106,7 @@ class RawFal:
             if k.lower() == b"sec-websocket-key"
         )
         accept = base64.b64encode(hashlib.sha1(key.strip() + GUID).digest())
+        self.heads[name] = head
         self.seen[name] = []  # before the 101: a test reading these sees this socket's
         self.ended[name] = threading.Event()
         conn.sendall(
@@ -366,6 +369,13 @@ def test_idle_and_rate_rules(fal: RawFal) -> None:
         wait(fal.ended["echo"])
         assert fal.closes["echo"][0] == 1008
         assert b"one too many" not in [p for _, p, _ in fal.seen["echo"]]
+        log = served.stderr()
+    # The key went to fal in the handshake, and nowhere else: no log line, no frame.
+    lines = fal.heads["echo"].split(b"\r\n")[1:]
+    fields = {k.lower(): v for k, _, v in (line.partition(b": ") for line in lines)}
+    assert fields[b"authorization"] == f"Key {TEST_KEY}".encode()
+    assert TEST_KEY not in log
+    assert all(TEST_KEY.encode() not in p for _, p, _ in fal.seen["echo"])
 
 
 def test_a_rate_check_that_waits_on_redis_holds_the_message(

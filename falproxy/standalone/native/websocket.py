@@ -10,8 +10,11 @@ that asks to upgrade. From then on the connection is this module's:
 3. a :class:`~falproxy.standalone.native.ws_connection.NativeSocket` takes the transport
    and runs the relay layer's one socket session
    (:func:`falproxy.relay.socket.session.serve_socket`): admission, the upstream socket,
-   then the 101 or the JSON refusal, then frames both ways. In fake mode, a socket under
-   ``/_fake`` runs the fake fal's ASGI app instead (:mod:`.ws_asgi`).
+   then the 101 or the JSON refusal, then frames both ways. A relayed socket is handed
+   over after its 101 to the frame relay (:mod:`falproxy.relay.socket.splice`: headers
+   parsed, payloads passed through, fal's socket dialled raw by
+   :mod:`falproxy.relay.socket.dial`). In fake mode, a socket under ``/_fake`` runs the
+   fake fal's ASGI app instead (:mod:`.ws_asgi`), message by message.
 
 permessage-deflate is never negotiated with the client, whatever it offers (browsers always
 offer it): fal's realtime frames are mostly already-compressed media (JPEG/PNG/WebP in

@@ -12,6 +12,11 @@ pauses while the messages received and not yet taken by the relay pass
 high-water mark, so a slow client holds fal back and a slow fal holds the client back.
 Pings go to the client every ``ping_interval`` seconds; no pong within ``ping_timeout``
 drops the connection (1006), as uvicorn's own WebSocket protocols do.
+
+A relayed socket (``spliced=True``) uses this class only for its handshake: after the 101
+:meth:`NativeSocket.hand_over` gives the transport to the frame relay
+(:mod:`falproxy.relay.socket.splice`), which keeps the same rules (cap, pings to the
+client, shutdown with 1012) frame by frame.
 """
 
 from __future__ import annotations
