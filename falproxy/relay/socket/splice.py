@@ -169,8 +169,11 @@ class Splice:
         """Take both transports over; ``from_*``: frames that came with the handshakes."""
         self._client.set_protocol(_End(self, True))
         self._upstream.set_protocol(_End(self, False))
-        self._later("idle", self._limits.idle_timeout, self._idle)
-        self._later("ping", self._limits.ping_interval, self._ping_upstream)
+        limits = self._limits
+        if limits.idle_timeout > 0:
+            self._later("idle", limits.idle_timeout, self._idle)
+        if limits.ping_interval > 0:  # 0: no keep-alive pings to fal
+            self._later("ping", limits.ping_interval, self._ping_upstream)
         interval = self._client_ping[0]
         if interval:
             self._later("client-ping", interval, self._ping_client)
@@ -405,7 +408,7 @@ class Splice:
     def _ping_upstream(self) -> None:
         self._up.append(control_frame(PING, _MASKS.next(), _MASKS.next()))
         self._flush()
-        if "pong" not in self._timers:
+        if "pong" not in self._timers and self._limits.ping_timeout > 0:
             self._later("pong", self._limits.ping_timeout, self._upstream_deaf)
         self._later("ping", self._limits.ping_interval, self._ping_upstream)
 
