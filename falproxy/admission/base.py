@@ -24,7 +24,8 @@ class ProxyBase:
 
     def __init__(self, config: ProxyConfig | None = None) -> None:
         # FALPROXY_FAKE_URL: every fal host to that fake, with its key (config/fake_mode.py).
-        self.config = with_fake_mode(config if config is not None else ProxyConfig.from_env())
+        # Built from the environment, a mistake is one line and exit 4, as in ProxyConfig.load().
+        self.config = with_fake_mode(config if config is not None else ProxyConfig.load())
         self.config.require_credential()
         announce_fake_mode(self.config.fake_url)
         self.metrics = ProxyMetrics()
@@ -33,6 +34,9 @@ class ProxyBase:
         # Tracing is off unless OTEL_* variables or the application set it up.
         self.calls = CallLog(self.config, self.metrics, tracing_from_env())
         self.ops = OpsEndpoints(self.config, self.metrics, self.readiness)
+        if self.pipeline.requests.store is not None and self.config.redis_url:
+            # Ownership and budgets fail closed without Redis: not ready while it is down.
+            self.readiness.add_check("redis", self.pipeline.requests.ready)
 
     @property
     def policy(self) -> Policy:

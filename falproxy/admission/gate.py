@@ -103,6 +103,10 @@ class Gate:
             logger.error("a hook failed while admitting a call: %s", type(exc).__name__)
             raise HookFailed() from None
 
+    def address(self, scope: Scope) -> str:
+        """The caller's address as admission keys it (trusted proxies applied)."""
+        return self._address(scope)
+
     async def count_mint(self, scope: Scope, identity: str | None, apps: Sequence[str]) -> None:
         """Count a policed token mint against the rate rules of the apps it names.
 

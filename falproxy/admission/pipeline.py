@@ -2,7 +2,9 @@
 
 :meth:`Pipeline.admit` runs, in order: method, head limits, host, target, policy (the
 pure :class:`~falproxy.core.pipeline.Rules`), then identity, ``before_request`` hooks, rate
-limits and the key (the :class:`~falproxy.admission.gate.Gate`), then the body plan. A
+limits and the key (the :class:`~falproxy.admission.gate.Gate`), then the body plan, then
+request ownership and spend budgets (:mod:`falproxy.admission.requests`), last because a
+budget's hold must reach the relay, which releases it however the call ends. A
 front end cannot skip a step because it cannot call them one by one: it gets an
 :class:`Admitted` (or a hook's answer), or a ``ProxyError``, and does only its own I/O.
 """
@@ -12,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from falproxy.admission.gate import Gate
+from falproxy.admission.requests import RequestGuard
+from falproxy.admission.watch import CallWatch
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyPlan, plan_body
+from falproxy.core.client_address import ClientAddress, parse_networks
 from falproxy.core.cors import CorsPolicy
 from falproxy.core.hooks import Identity
 from falproxy.core.hosts import HostRule
@@ -38,6 +43,7 @@ class Admitted:
     url: str  # where to send it: the target, or its upstream mapping
     body: BodyPlan | None  # None for a WebSocket
     client: str = ""  # the caller's address as admission keyed it (per-caller socket limits)
+    watch: CallWatch | None = None  # ownership and budgets: the relay reports fal's answer
 
 
 class Pipeline:
@@ -50,10 +56,13 @@ class Pipeline:
         self.gate = Gate(config, metrics)
         self.cors = CorsPolicy(config.cors_origins)
         self.upstreams = UpstreamMap(config.upstreams)
+        self.requests = RequestGuard(config, metrics.store_error)
         self._backups = config.backup_domains
+        self.address = ClientAddress(parse_networks(config.trusted_proxies))
 
     async def aclose(self) -> None:
         await self.gate.aclose()
+        await self.requests.aclose()
 
     async def admit(self, incoming: Incoming, record: CallRecord) -> Admitted | Answer:
         """Admit one call, filling ``record`` in as it goes; an ``Answer`` is a hook's reply.
@@ -61,6 +70,7 @@ class Pipeline:
         Raises ``ProxyError`` for every refusal; ``record`` then already names the app and,
         when known, the identity, so the refusal's event says who was refused for what.
         """
+        record.client = self.address(incoming.scope)  # first: refusals say who was refused
         target, app_id = self.rules.check(incoming)
         record.app_id = app_id
         admission = await self.gate.admit(incoming.scope, target, app_id)
@@ -77,6 +87,17 @@ class Pipeline:
                 self.policy,
                 self.config.max_body_bytes,
             )
+        watch = None
+        if self.requests.active:  # ownership and budgets, last: a hold is never left behind
+            watch = await self.requests.admit(
+                incoming.kind != HTTP,
+                incoming.method,
+                target,
+                app_id,
+                record.identity,
+                admission.context.client,
+                record,
+            )
         record.admit(record.identity)
         return Admitted(
             target=target,
@@ -86,6 +107,7 @@ class Pipeline:
             url=self.upstreams.url_for(target),
             body=body,
             client=admission.context.client,
+            watch=watch,
         )
 
     def backup_url(self, target: Target) -> str | None:
@@ -101,5 +123,9 @@ class Pipeline:
         that count every call (which admission already applied).
         """
         policed = self.policy.check_token_request(raw)
-        await self.gate.count_mint(scope, record.identity, self.policy.token_apps(policed))
+        apps = self.policy.token_apps(policed)
+        await self.gate.count_mint(scope, record.identity, apps)
+        if self.requests.budgets is not None:
+            address = self.gate.address(scope)
+            await self.requests.check_mint(apps, record.identity, address)
         return policed

@@ -25,6 +25,7 @@ from falproxy.core.pipeline import route_path
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.relay.call import serve_route
 from falproxy.relay.exchange import Exchange
+from falproxy.relay.pricing_client import pricing_fetch
 from falproxy.relay.upstream import UpstreamClient
 
 logger = logging.getLogger("falproxy")
@@ -43,6 +44,8 @@ class FalProxy(ProxyBase):
     def __init__(self, config: ProxyConfig | None = None) -> None:
         super().__init__(config)
         self.upstream = UpstreamClient(self.config)
+        if self.pipeline.requests.budgets is not None:  # fal's pricing API, via our client
+            self.pipeline.requests.budgets.prices.use(pricing_fetch(self.upstream.client))
         self._routes = {self.config.route, self.config.route.rstrip("/") + "/"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

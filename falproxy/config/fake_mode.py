@@ -27,6 +27,7 @@ FAKE_HOST_PATHS = {
     "rest.fal.ai": "/rest",
     "rest.alpha.fal.ai": "/rest",
     "ws.fal.run": "/ws",
+    "api.fal.ai": "/api",  # fal's platform API: the pricing the proxy asks for itself
     # fal's backup domains answer like their primaries: in fake mode a fallback stays local.
     "falrun.com": "/run",
     "queue.falrun.com": "/queue",

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from falproxy.config.budgets import check_budgets
 from falproxy.config.extras import install_hint, is_installed
 from falproxy.core.client_address import parse_networks
 from falproxy.core.errors import InvalidSetting
@@ -204,7 +205,7 @@ def _check_allow_lists(values: GroupValues) -> None:
         try:
             Policy(urls, endpoints, values.max_token_expiration)
         except (ValueError, TypeError) as exc:
-            raise InvalidSetting(name, f"has an invalid pattern: {exc}") from None
+            raise InvalidSetting(name, str(exc)) from None
 
 
 _WAITS = (
@@ -340,6 +341,7 @@ GROUPS = (
     Group("websocket", "WebSocket relay", _check_websocket),
     Group("auth", "Identity", _check_auth),
     Group("rate_limiting", "Rate limits", _check_rate_limiting),
+    Group("budgets", "Ownership and budgets", check_budgets),
     Group("cors", "Browsers", _check_cors),
     Group("operations", "Logs and metrics", _check_operations),
     Group("hooks", "Hooks (code only)", _check_hooks),

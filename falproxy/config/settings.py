@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from falproxy.config import groups, loader
+from falproxy.config import budgets, groups, loader
 from falproxy.config.parsing import upstream_pairs
 from falproxy.config.table import (
     BOOLEAN,
@@ -29,6 +29,7 @@ from falproxy.config.table import (
     LIST,
     RATE_RULES,
     SECONDS,
+    SPEND_RULES,
     TEXT,
     UPSTREAMS,
     URL,
@@ -41,6 +42,7 @@ from falproxy.core.hooks import Authenticate, BeforeRequest, OnEvent, ResolveKey
 from falproxy.core.keys import FalCredential
 from falproxy.core.policy import DEFAULT_ALLOWED_URLS, Policy
 from falproxy.core.rate_rules import RateLimit
+from falproxy.core.spend_rules import SpendLimit
 
 DEFAULT_ROUTE = "/api/fal/proxy"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # generous for data-URI inputs; uploads go direct
@@ -112,8 +114,8 @@ class ProxyConfig:
         {}, UPSTREAMS, "Send a fal host's calls to another base URL.",
         "`HOST=BASE_URL` pairs, comma-separated: send one fal host's calls to another base URL"
         " (a fake, a test server). Hosts: `fal.run`, `queue.fal.run`, `rest.fal.ai`,"
-        " `rest.alpha.fal.ai`, `ws.fal.run`, and the backup domains `falrun.com`,"
-        " `queue.falrun.com`.",
+        " `rest.alpha.fal.ai`, `ws.fal.run`, the backup domains `falrun.com`,"
+        " `queue.falrun.com`, and `api.fal.ai` (the pricing API spend budgets ask).",
         env="FALPROXY_UPSTREAMS", group="routing",
     )
     max_body_bytes: int = setting(
@@ -382,6 +384,41 @@ class ProxyConfig:
         " reserve; a value the limit cannot honour stops start-up.",
         env="FALPROXY_MAX_CONNECTIONS", group="timeouts",
     )
+    request_ownership: str = setting(
+        "auto", TEXT, "Queued requests readable by their submitter only: auto, on or off.",
+        "`auto` (on when authentication is configured), `on` or `off`. While on, a queued"
+        " request's status, stream, logs, result and cancel are served to the identity that"
+        " submitted it only; others, and ids the proxy never recorded, get 404. Anonymous"
+        " callers share the owner `anonymous`. See [Budgets and ownership](../budgets.md).",
+        env="FALPROXY_REQUEST_OWNERSHIP", group="budgets",
+    )
+    request_ttl: float = setting(
+        budgets.DEFAULT_REQUEST_TTL, SECONDS, "Seconds a queued request's record is kept.",
+        "Seconds a submitted request's record (owner, held estimate) is kept, in memory or"
+        " Redis; at least 60. A read after it expires is 404 while ownership is on.",
+        env="FALPROXY_REQUEST_TTL", group="budgets",
+    )
+    spend_limits: tuple[SpendLimit, ...] = setting(
+        (), SPEND_RULES, "Spend budgets in USD separated by ';', e.g. '0.50/day'.",
+        "Spend budgets in USD, separated by `;`, each `AMOUNT/PERIOD [ENDPOINT_GLOB]"
+        " [per=identity|address|global]`, periods `hour`, `day`, `week`, `month` (fixed UTC"
+        " windows). A spent rule refuses new work for its apps with 402.",
+        env="FALPROXY_SPEND_LIMIT", group="budgets",
+    )
+    prices_file: str | None = setting(
+        None, TEXT, "JSON or TOML file of endpoint globs to USD per unit (wins over fal's API).",
+        "A `.json` or `.toml` file mapping endpoint globs to USD per billable unit, e.g."
+        ' `{"fal-ai/flux/**": 0.04}`; the first matching glob wins, and the file wins over'
+        " fal's pricing API. An unreadable or malformed file stops start-up.",
+        env="FALPROXY_PRICES", group="budgets",
+    )
+    spend_allow_unpriced: bool = setting(
+        False, BOOLEAN, "Admit budgeted calls whose unit price is unknown (default: refuse).",
+        "Admit budgeted calls whose unit price is unknown (no file entry, pricing API"
+        " unreachable or silent) instead of refusing them with 402: they pass while their"
+        " rules have room, and are charged nothing.",
+        env="FALPROXY_SPEND_ALLOW_UNPRICED", group="budgets",
+    )
     # fmt: on
 
     def __post_init__(self) -> None:
@@ -459,6 +496,11 @@ class ProxyConfig:
     @property
     def operations(self) -> groups.GroupValues:
         return self._groups["operations"]
+
+    @property
+    def budgets(self) -> groups.GroupValues:
+        """Request ownership and spend budgets (``config/budgets.py``)."""
+        return self._groups["budgets"]
 
     @property
     def hooks(self) -> groups.GroupValues:

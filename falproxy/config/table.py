@@ -27,6 +27,7 @@ from falproxy.core.errors import InvalidSetting
 from falproxy.core.keys import FalCredential
 from falproxy.core.rate_rules import RateLimit, parse_rate_limits
 from falproxy.core.redact import mask_url
+from falproxy.core.spend_rules import SpendLimit, parse_spend_limits
 
 METADATA_KEY = "falproxy.setting"
 
@@ -148,6 +149,44 @@ BOOLEAN = Kind("boolean", parsing.boolean, _file_boolean, echo=True)
 LIST = Kind("comma-separated list", parsing.words, _file_strings, _normalise_strings)
 UPSTREAMS = Kind("HOST=BASE_URL pairs", parsing.upstream_pairs, _file_mapping, _normalise_mapping)
 RATE_RULES = Kind("rate-limit rules", parsing.rate_rules, _file_rules, _normalise_rules)
+
+
+def _text_spend_rules(raw: str) -> tuple[SpendLimit, ...]:
+    try:
+        return parse_spend_limits(raw)
+    except ValueError as exc:
+        raise ValueError(f"has a {exc}") from None
+
+
+def _file_spend_rules(value: Any) -> tuple[SpendLimit, ...]:
+    if isinstance(value, str):
+        return parse_spend_limits(value)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of rules (or one string with rules separated by ';')")
+    return tuple(rule for item in value for rule in parse_spend_limits(item))
+
+
+def _normalise_spend_rules(name: str, value: Any) -> tuple[SpendLimit, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InvalidSetting(name, "must be a list of SpendLimit rules")
+    rules: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            try:
+                rules.extend(parse_spend_limits(item))
+            except ValueError as exc:
+                raise InvalidSetting(name, str(exc)) from None
+        else:
+            rules.append(item)
+    return tuple(rules)
+
+
+# FALPROXY_SPEND_LIMIT (issue 20): the same three forms as the rate-limit rules.
+SPEND_RULES = Kind(
+    "spend-limit rules", _text_spend_rules, _file_spend_rules, _normalise_spend_rules
+)
 CREDENTIAL = Kind("fal key (KEY_ID:KEY_SECRET)", None, _file_text, _normalise_credential)
 HOOKS = Kind("async callables", None, _not_in_file, _normalise_hooks)
 
@@ -231,7 +270,7 @@ class Setting:
         if isinstance(value, Mapping):
             return {key: mask_url(base) for key, base in value.items()}
         if isinstance(value, tuple):
-            return [str(item) if isinstance(item, RateLimit) else item for item in value]
+            return [item if isinstance(item, str) else str(item) for item in value]
         return value
 
 

@@ -19,7 +19,10 @@ a header value or the key. ``outcome`` is what the call's event records.
         ├── Unauthorized            401   refused  no acceptable identity
         ├── EndpointNotAllowed      403   refused  app, token request or origin outside the policy
         │   └── OriginNotAllowed    403   refused  a WebSocket handshake from a foreign page
+        ├── PaymentRequired         402   limited  a spend budget is used up, or a price is unknown
+        │   └── BudgetSpent         402   limited  names the rule, what was spent, when it resets
         ├── NotFound                404   refused  a path the proxy does not serve
+        │   └── RequestNotFound     404   refused  a queued request this caller does not own
         ├── MethodNotAllowed        405   refused  a method that is not proxied (Allow header)
         ├── RequestTimeout          408   refused  the request body stalled or ran past its deadline
         ├── InvalidTarget           412   refused  malformed target, or not on an allowed URL
@@ -33,7 +36,8 @@ a header value or the key. ``outcome`` is what the call's event records.
         ├── UpstreamUnavailable     502   upstream_error  fal unreachable, or it broke the response
         │   └── UpstreamTimeout     504   upstream_error  fal too slow to connect or answer
         ├── IdentityUnavailable     503   refused  the JWKS could not be fetched
-        └── LimiterUnavailable      503   refused  rate-limit storage down and failing closed
+        ├── LimiterUnavailable      503   refused  rate-limit storage down and failing closed
+        └── StoreUnavailable        503   refused  ownership/spend storage down (always closed)
 
 Upstream failures carry a ``cause`` (which host, which phase, which error) for the one
 warning the operator reads; it never reaches the client.
@@ -99,6 +103,7 @@ class ProxyError(Exception):
         self.detail = detail or self.default_detail
         self.headers = headers or {}
         self.caller: str | None = None  # the identity, when the refusal came after it
+        self.app_id: str | None = None  # the app the policy refused, for the call's event
         super().__init__(self.detail)
 
     def body(self) -> bytes:
@@ -145,9 +150,34 @@ class OriginNotAllowed(EndpointNotAllowed):
     default_detail = "WebSockets from this origin are not allowed"
 
 
+class PaymentRequired(ProxyError):
+    status = 402
+    default_detail = "This call cannot be paid for"
+    outcome = Outcome.LIMITED
+
+
+class BudgetSpent(PaymentRequired):
+    """A spend rule has no room left; the body names it, the amounts and the reset time."""
+
+    default_detail = "A spend limit is reached"
+
+    def __init__(self, detail: str, *, fields: dict[str, object], retry_after: int) -> None:
+        super().__init__(detail, headers={"retry-after": str(retry_after)})
+        self.fields = fields
+
+    def body(self) -> bytes:
+        return json.dumps({"detail": self.detail, **self.fields}).encode()
+
+
 class NotFound(ProxyError):
     status = 404
     default_detail = "Not found"
+
+
+class RequestNotFound(NotFound):
+    """Not 403: the answer must not confirm that someone else's request id exists."""
+
+    default_detail = "Request not found"
 
 
 class MethodNotAllowed(ProxyError):
@@ -229,6 +259,13 @@ class IdentityUnavailable(ProxyError):
 class LimiterUnavailable(ProxyError):
     status = 503
     default_detail = "Rate limiting is unavailable; try again shortly"
+
+
+class StoreUnavailable(ProxyError):
+    """Money and ownership fail closed: a call is never admitted unrecorded or uncounted."""
+
+    status = 503
+    default_detail = "Request ownership and budgets are unavailable; try again shortly"
 
 
 class UpstreamTimeout(UpstreamUnavailable):

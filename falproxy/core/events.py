@@ -32,4 +32,7 @@ class ProxyEvent:
     close_code: int | None = None  # WebSocket only
     admitted: bool = False  # passed admission (only admitted calls name apps in metrics)
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
+    client: str | None = None  # the caller's address, resolved through trusted_proxies
+    billable_units: float | None = None  # fal's x-fal-billable-units, when it sent them
+    cost_usd: float | None = None  # charged against spend budgets (units x unit price)
     backup_domain: bool = False  # sent to fal's backup domain (fal.run could not be reached)

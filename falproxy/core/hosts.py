@@ -20,6 +20,10 @@ from falproxy.core.errors import MisdirectedRequest
 ANY_HOST = "*"
 # Names that only ever mean this machine (RFC 6761 section 6.3 for localhost).
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+# The 421's detail names the setting to change (issue 19: a refusal says what to do).
+MISDIRECTED_DETAIL = (
+    f"{MisdirectedRequest.default_detail}; the names it answers to are FALPROXY_ALLOWED_HOSTS"
+)
 
 
 class HostRule:
@@ -36,7 +40,7 @@ class HostRule:
         hosts = [value for name, value in headers if name == b"host"]
         # RFC 9112 section 3.2: exactly one Host; two could be read differently upstream.
         if len(hosts) != 1 or host_name(hosts[0]) not in self._hosts:
-            raise MisdirectedRequest()
+            raise MisdirectedRequest(MISDIRECTED_DETAIL)
 
 
 @functools.lru_cache(maxsize=1024)  # a few distinct Host values; bounded against sprays

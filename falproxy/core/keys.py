@@ -9,11 +9,34 @@ never its value.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
 
 from falproxy.core.errors import ConfigError
 
 # A fal key is "key_id:key_secret"; both halves are printable ASCII without spaces.
 _PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+# The placeholder keys the project ships, and where the user puts the real key instead: a copied
+# example left unedited stops start-up instead of sending the placeholder to fal (401 on every
+# call). tests/unit/test_placeholder_keys.py finds every FAL_KEY value in README.md, docs/,
+# deploy/ and examples/ and fails when one is missing here.
+PLACEHOLDER_KEYS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "your-key-id:your-key-secret": (
+            "edit deploy/falproxy.env (copied from deploy/falproxy.env.example), "
+            "or export FAL_KEY, with your key"
+        ),
+        "REPLACE-WITH-KEY-ID:REPLACE-WITH-KEY-SECRET": (
+            "create the falproxy-key Secret with your key instead of applying "
+            "deploy/kubernetes-secret.example.yaml unedited"
+        ),
+    }
+)
+# Either half of a placeholder, as FAL_KEY_ID or FAL_KEY_SECRET, names the same file.
+_PLACEHOLDER_PARTS: Final = MappingProxyType(
+    {part: fix for key, fix in PLACEHOLDER_KEYS.items() for part in key.split(":")}
+)
 
 # The credential `falproxy serve --fake` sends to the embedded fake instead of a real key.
 FAKE_CREDENTIAL_VALUE = "fake-key-id:fake-key-secret"
@@ -82,6 +105,9 @@ def _validate(value: str, source: str) -> None:
         )
     if not set(value) <= _PRINTABLE:
         raise ConfigError(f"{source} contains characters that cannot appear in a fal key")
+    fix = next(filter(None, map(_PLACEHOLDER_PARTS.get, value.split(":"))), None)
+    if fix is not None:
+        raise ConfigError(f"{source} is the example's placeholder, not a key: {fix}")
 
 
 def credential_from_env(env: Mapping[str, str]) -> FalCredential | None:

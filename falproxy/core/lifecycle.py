@@ -78,6 +78,9 @@ class CallRecord:
     close_code: int | None = None
     admitted: bool = False  # got past admission (it may have ended since)
     dropped_headers: int = 0  # upstream response headers withheld because they carried the key
+    client: str | None = None  # the caller's address (core/client_address.py), once resolved
+    billable_units: float | None = None  # fal's x-fal-billable-units, when it sent them
+    cost_usd: float | None = None  # what this call was charged against spend budgets
     backup_domain: bool = False  # fal.run was unreachable: the call went to fal's backup domain
 
     def move(self, phase: Phase) -> None:
@@ -96,6 +99,7 @@ class CallRecord:
         self.status = error.status
         self.outcome = error.outcome
         self.identity = self.identity or error.caller
+        self.app_id = self.app_id or error.app_id
 
     def answer(self, answer: Answer) -> None:
         """A ``before_request`` hook answered for fal: a refusal with the hook's status."""
@@ -130,5 +134,8 @@ class CallRecord:
             close_code=self.close_code,
             admitted=self.admitted,
             dropped_headers=self.dropped_headers,
+            client=self.client,
+            billable_units=self.billable_units,
+            cost_usd=self.cost_usd,
             backup_domain=self.backup_domain,
         )

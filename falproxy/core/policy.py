@@ -30,7 +30,7 @@ from typing import Final, TypeGuard
 from urllib.parse import unquote
 
 from falproxy.core.errors import BadRequest, EndpointNotAllowed, InvalidTarget, MethodNotAllowed
-from falproxy.core.targets import Target, is_valid_segment
+from falproxy.core.targets import ALLOWED_HOSTS, Target, is_valid_segment
 
 __all__ = [
     "DEFAULT_ALLOWED_URLS",
@@ -143,6 +143,16 @@ def _is_request_url(rest: list[str]) -> bool:
     return tuple(rest[2:]) in QUEUE_REQUEST_TAILS
 
 
+# What an endpoint glob must be able to match (docs/fal-protocol.md §3), and the setting that
+# holds them: both named by start-up errors and by the 403 of an app outside the globs.
+ENDPOINT_FORM: Final = "[ns/]owner/alias[/...]"
+ENDPOINTS_SETTING: Final = "FALPROXY_ALLOWED_ENDPOINTS"
+# An app id in a 403 detail is cut like the metrics label (ops/metrics.MAX_APP_LABEL_LENGTH);
+# a start-up error quotes at most this much of a wrong entry.
+MAX_SHOWN_APP_ID: Final = 100
+MAX_SHOWN_ENTRY: Final = 200
+_REFUSED: Final = EndpointNotAllowed.default_detail
+
 # Allowed verdicts remembered per policy (a few hundred bytes each).
 MAX_REMEMBERED_VERDICTS = 4096
 
@@ -162,8 +172,8 @@ class Policy:
             raise TypeError("Policy: pass globs as a sequence of strings, not one string")
         if not _is_positive_int(max_token_expiration):
             raise ValueError("Policy: max_token_expiration must be a positive integer")
-        self._urls = tuple(_parse_glob(_checked(p, url=True)).pattern for p in allowed_urls)
-        self._endpoints = tuple(_parse_glob(_checked(p, url=False)) for p in allowed_endpoints)
+        self._urls = tuple(_compiled(p, url=True).pattern for p in allowed_urls)
+        self._endpoints = tuple(_compiled(p, url=False) for p in allowed_endpoints)
         self._max_token_expiration = max_token_expiration
         self._token_minting = token_minting
         # Allowed (target, method) -> app id: a browser polls one status URL every second,
@@ -206,7 +216,7 @@ class Policy:
             raise EndpointNotAllowed("Token minting is turned off on this proxy")
         ref = app_id_of(target)
         if self._endpoints and target.host in APP_HOSTS and not self._allows_app(ref):
-            raise EndpointNotAllowed()
+            raise _refusal(ref)
         if ref is not None and ref.method is not None and method != ref.method:
             raise MethodNotAllowed(headers={"allow": ref.method})
         return ref.app_id if ref else None
@@ -264,7 +274,7 @@ def alias_matcher(pattern: str) -> Callable[[str], bool]:
     A minted token names aliases only and works for ``<any owner>/<alias>[/...]`` (and the
     namespaced forms), so a glob counts a mint when it can match any such id (fal-protocol §9).
     """
-    glob = _parse_glob(_checked(pattern, url=False))
+    glob = _compiled(pattern, url=False)
     return lambda alias: _may_name_alias(glob, alias)
 
 
@@ -311,12 +321,54 @@ def _skip_globstars(glob: tuple[_Segment, ...], states: set[int]) -> set[int]:
     return states | {i + 1 for i in states if i < len(glob) and glob[i].regex is None}
 
 
-def _checked(pattern: str, *, url: bool) -> str:
+def _refusal(ref: AppRef | None) -> EndpointNotAllowed:
+    """The 403 of an app outside the endpoint globs, naming the app and the setting."""
+    if ref is None:
+        return EndpointNotAllowed(f"{_REFUSED}: the target names no app id {ENDPOINT_FORM}")
+    shown = ref.app_id[:MAX_SHOWN_APP_ID]
+    error = EndpointNotAllowed(f"{_REFUSED}: app {shown} is not in {ENDPOINTS_SETTING}")
+    error.app_id = ref.app_id
+    return error
+
+
+def _compiled(pattern: str, *, url: bool) -> _Glob:
+    """A URL or endpoint glob compiled; ValueError names the entry, the form and a fix."""
+    problem, fix = _problem(pattern, url=url)
+    if problem is None:
+        return _parse_glob(pattern)
+    hint = f"; did you mean {_quoted(fix)}?" if fix and _problem(fix, url=url)[0] is None else ""
+    raise ValueError(f"entry {_quoted(pattern)} {problem}{hint}")
+
+
+def _problem(pattern: str, *, url: bool) -> tuple[str | None, str]:
+    """What is wrong with a glob (None: nothing), and the glob probably meant ("": none)."""
     if url and "://" in pattern:
-        raise ValueError("URL globs match host/path?query, without a scheme")
-    if not url and pattern.startswith("/"):
-        raise ValueError("endpoint globs are ids such as fal-ai/flux/dev, without a leading /")
-    return pattern
+        return "has a scheme: URL globs match host/path?query", pattern.partition("://")[2]
+    if not url:
+        rest = pattern.partition("://")[2] if "://" in pattern else pattern
+        first, _, after = rest.lstrip("/").partition("/")
+        wrong = f"endpoint globs are app ids {ENDPOINT_FORM}"
+        if rest != pattern or first.lower() in ALLOWED_HOSTS:
+            fix = after if first.lower() in ALLOWED_HOSTS or "." in first else rest.lstrip("/")
+            return f"has a scheme or a host: {wrong}", fix
+        if pattern.startswith("/"):
+            return f"starts with /: {wrong}", pattern.lstrip("/")
+    try:
+        glob = _parse_glob(pattern)
+    except ValueError as exc:
+        return f"is an invalid pattern: {exc}", ""
+    if not url and not _matches_prefix(glob.segments, [_any_segment, _any_segment]):
+        return f"can never match an app id {ENDPOINT_FORM}", f"*/{pattern}/**"
+    return None, pattern
+
+
+def _quoted(pattern: str) -> str:
+    """An entry as an error shows it: quoted, cut to a readable length."""
+    return repr(pattern if len(pattern) <= MAX_SHOWN_ENTRY else pattern[:MAX_SHOWN_ENTRY] + "…")
+
+
+def _any_segment(_regex: re.Pattern[str], sample: str | None) -> bool:
+    return sample is not None
 
 
 def _parse_glob(pattern: str) -> _Glob:

@@ -24,6 +24,7 @@ __all__ = [
     "BACKUP_HOSTS",
     "MAPPABLE_HOSTS",
     "MAX_TARGET_LENGTH",
+    "UPSTREAM_ONLY_HOSTS",
     "Target",
     "is_valid_segment",
     "parse_target",
@@ -34,11 +35,15 @@ __all__ = [
 ALLOWED_HOSTS: Final = frozenset(
     {"fal.run", "queue.fal.run", "rest.fal.ai", "rest.alpha.fal.ai", "ws.fal.run"}
 )
+# Hosts the proxy calls for itself and never for a client (a target naming one is 412):
+# fal's pricing API for spend budgets (docs/fal-protocol.md §17). ``--upstream`` maps them.
+UPSTREAM_ONLY_HOSTS: Final = frozenset({"api.fal.ai"})
 # fal's backup domains (what its own clients fall back to when the primary cannot be
 # reached, docs/fal-protocol.md §15): only the proxy chooses them, never a client target.
 BACKUP_HOSTS: Final = {"fal.run": "falrun.com", "queue.fal.run": "queue.falrun.com"}
-# Hosts a `--upstream HOST=URL` mapping may name: the allowed ones and the backups.
-MAPPABLE_HOSTS: Final = ALLOWED_HOSTS | frozenset(BACKUP_HOSTS.values())
+# Hosts a `--upstream HOST=URL` mapping may name: the allowed ones, the backups, and the
+# hosts the proxy calls for itself.
+MAPPABLE_HOSTS: Final = ALLOWED_HOSTS | frozenset(BACKUP_HOSTS.values()) | UPSTREAM_ONLY_HOSTS
 # TLS only: the key never travels in clear (the Node proxy takes http://, docs/fal-protocol.md §14).
 ALLOWED_SCHEMES: Final = frozenset({"https", "wss"})
 # The only port spelling accepted; RFC 3986 §3.2.3 lets the default port be omitted instead.

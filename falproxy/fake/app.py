@@ -1,9 +1,9 @@
 """Assembly of the fake: one Starlette app serving fal's hosts as path prefixes.
 
-``/run`` is ``fal.run``, ``/queue`` is ``queue.fal.run``, ``/rest`` is ``rest.fal.ai`` and
-``/cdn`` is the fake's own storage and CDN; a proxy's upstream mapping points each real host at
-its prefix. Middleware order, outermost first: remember the mount point, record stats, CORS,
-stamp ``x-fal-request-id``.
+``/run`` is ``fal.run``, ``/queue`` is ``queue.fal.run``, ``/rest`` is ``rest.fal.ai``,
+``/api`` is ``api.fal.ai`` (pricing only) and ``/cdn`` is the fake's own storage and CDN; a
+proxy's upstream mapping points each real host at its prefix. Middleware order, outermost
+first: remember the mount point, record stats, CORS, stamp ``x-fal-request-id``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from .billing import PricingEndpoints
 from .cdn import CdnEndpoints
 from .context import FakeContext
 from .cors import CorsMiddleware
@@ -43,12 +44,15 @@ def create_fake_app(
     """
     ctx = FakeContext(speed, expected_key, public_url, keepalive_seconds)
     realtime = RealtimeEndpoints(ctx)
+    pricing = PricingEndpoints(ctx.billing, ctx.authorize)
     routes = [
         *realtime.routes(),  # before the /run mount, which would take the socket path
         Mount("/run", routes=RunEndpoints(ctx).routes()),
         Mount("/queue", routes=QueueEndpoints(ctx).routes()),
         Mount("/rest", routes=RestEndpoints(ctx).routes()),
         Mount("/cdn", routes=CdnEndpoints(ctx).routes()),
+        Mount("/api", routes=pricing.api_routes()),
+        *pricing.control_routes(),
         *IntrospectionEndpoints(ctx).routes(),
     ]
     middleware = [

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .auth import authorize
+from .billing import Billing
 from .queue import QueueStore
 from .stats import Stats
 from .storage import Storage
@@ -33,6 +34,7 @@ class FakeContext:
     stats: Stats = field(default_factory=Stats)
     tokens: TokenStore = field(default_factory=TokenStore)
     storage: Storage = field(default_factory=Storage)
+    billing: Billing = field(default_factory=Billing)
     queue: QueueStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,3 +70,4 @@ class FakeContext:
         self.tokens.clear()
         self.storage.clear()
         self.queue.clear()
+        self.billing.clear()

@@ -111,6 +111,8 @@ class QueueEndpoints:
             raise detail(400, "Request is still in progress")
         outcome = record.outcome
         headers = {**outcome.headers, REQUEST_ID_HEADER: record.request_id}
+        if outcome.status_code == 200:  # billed results carry their units (fal-protocol §17)
+            headers.update(self.ctx.billing.units_header(record.endpoint.app_id))
         return JSONResponse(outcome.body, outcome.status_code, headers=headers)
 
     async def cancel(self, request: Request) -> Response:

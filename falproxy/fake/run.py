@@ -81,7 +81,10 @@ class RunEndpoints:
         seconds = math.inf if never else self.ctx.delay(run_seconds(scenario))
         if await sleep_unless_gone(request, seconds):
             return Response(status_code=499)  # nobody is listening any more
-        return outcome_response(outcome)
+        response = outcome_response(outcome)
+        if outcome.status_code == 200:  # fal bills successful runs (docs/fal-protocol.md §17)
+            response.headers.update(self.ctx.billing.units_header(endpoint.app_id))
+        return response
 
     async def stream(self, request: Request) -> Response:
         """Server-sent progress events, then the output as the last event."""

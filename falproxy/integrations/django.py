@@ -6,7 +6,7 @@ before Django sees it (request and response stream, the client's departure cance
 upstream call, and the dispatcher gives the proxy the lifespan Django does not handle):
 
     # asgi.py
-    application = fal_proxy_asgi(get_asgi_application(), FalProxy(ProxyConfig.from_env()))
+    application = fal_proxy_asgi(get_asgi_application())  # FalProxy() from the environment
 
 The dispatcher also sends the operational endpoints (``/healthz``, ``/readyz``,
 ``/metrics``) to the proxy.

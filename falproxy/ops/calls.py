@@ -16,7 +16,7 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
 from falproxy.core.hooks import emit
 from falproxy.core.lifecycle import HTTP, WEBSOCKET, CallRecord
-from falproxy.ops.logs import json_logs, log_event
+from falproxy.ops.logs import install_default_access_log, json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.tracing import CallSpan, Tracing
 
@@ -40,6 +40,7 @@ class CallLog:
         # labels() takes a lock and validates: resolved once per kind, not twice per call.
         self._open = {HTTP: metrics.open_http, WEBSOCKET: metrics.open_websocket}
         self._json = json_logs(config)
+        install_default_access_log(self._json)  # mounted proxies log their calls too
         self._on_event = config.on_event
 
     def open(self, kind: str, method: str, headers: Iterable[tuple[bytes, bytes]]) -> Call:

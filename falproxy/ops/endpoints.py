@@ -18,7 +18,7 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.errors import MethodNotAllowed, ProxyError, Unauthorized
 from falproxy.ops.metrics import METRICS_CONTENT_TYPE, ProxyMetrics
-from falproxy.ops.readiness import Readiness
+from falproxy.ops.readiness import Readiness, redis_ping
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _BEARER = b"bearer "
@@ -38,6 +38,9 @@ class OpsEndpoints:
     def __init__(self, config: ProxyConfig, metrics: ProxyMetrics, readiness: Readiness) -> None:
         self.metrics = metrics
         self.readiness = readiness
+        if config.redis_url:  # named in every /readyz answer; see ops/readiness.py
+            required = not config.rate_limit_fail_open
+            readiness.add_dependency("redis", redis_ping(config.redis_url), required=required)
         self.paths = {config.health_path: Endpoint.HEALTH, config.ready_path: Endpoint.READY}
         if config.metrics:
             self.paths[config.metrics_path] = Endpoint.METRICS
@@ -64,10 +67,10 @@ class OpsEndpoints:
         if endpoint is Endpoint.HEALTH:
             return Answer.json(200, {"status": "ok"})
         if endpoint is Endpoint.READY:
-            failing = await self.readiness.failures()
+            failing, states = await self.readiness.report()
             if failing:
-                return Answer.json(503, {"status": "not ready", "failing": failing})
-            return Answer.json(200, {"status": "ready"})
+                return Answer.json(503, {"status": "not ready", "failing": failing, **states})
+            return Answer.json(200, {"status": "ready", **states})
         self._check_token(headers)
         return Answer.raw(200, self.metrics.exposition(), METRICS_CONTENT_TYPE.encode())
 

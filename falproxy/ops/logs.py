@@ -3,7 +3,9 @@
 ``FALPROXY_LOG_FORMAT=json`` makes every line falproxy and uvicorn print one JSON object
 (``ts``, ``level``, ``logger``, ``message``, and for an access line the event's fields),
 so a log shipper never has to parse a text prefix; ``text`` (the default) stays readable
-at a terminal. The older ``FALPROXY_ACCESS_LOG_FORMAT=json`` means the same.
+at a terminal. The older ``FALPROXY_ACCESS_LOG_FORMAT=json`` means the same. A proxy
+mounted in an application that set up no logging still prints its access lines, through
+:class:`DefaultAccessHandler`, which steps aside for any handler the application installs.
 
 Nothing here ever sees a key: an event holds no URL query, header value or key by
 construction (:mod:`falproxy.core.events`), and the start-up line prints settings that
@@ -14,13 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
+from falproxy.ops.metrics import MAX_APP_LABEL_LENGTH
 
+PACKAGE_LOGGER = logging.getLogger("falproxy")
 access_logger = logging.getLogger("falproxy.access")
 
 LOG_FORMATS = ("text", "json")
@@ -43,20 +48,34 @@ def event_json(event: ProxyEvent) -> str:
 
 
 def event_fields(event: ProxyEvent) -> dict[str, Any]:
-    return {key: value for key, value in asdict(event).items() if value is not None}
+    """The event's fields that are set; the app id cut like the metrics label."""
+    fields = {key: value for key, value in asdict(event).items() if value is not None}
+    if event.app_id:
+        fields["app_id"] = event.app_id[:MAX_APP_LABEL_LENGTH]
+    return fields
 
 
 def event_summary(event: ProxyEvent) -> str:
-    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=``,
-    ``dropped_headers=N`` when upstream headers carrying the key were withheld, and
-    ``backup_domain=yes`` when fal.run was unreachable and fal's backup domain answered."""
+    """The text access line: ``kind METHOD app=... status=... outcome=... up= down= ms=
+    client=``, ``dropped_headers=N`` when upstream headers carrying the key were withheld,
+    ``backup_domain=yes`` when fal.run was unreachable and fal's backup domain answered, and
+    ``units=`` / ``usd=`` when fal billed units and the call was charged to a budget."""
     dropped = f" dropped_headers={event.dropped_headers}" if event.dropped_headers else ""
-    backup = " backup_domain=yes" if event.backup_domain else ""
+    extra = " backup_domain=yes" if event.backup_domain else ""
+    if event.billable_units is not None:
+        extra += f" units={event.billable_units:g}"
+    if event.cost_usd is not None:
+        extra += f" usd={event.cost_usd:g}"
     return (
-        f"{event.kind} {event.method} app={event.app_id or '-'} status={event.status or '-'} "
+        f"{event.kind} {event.method} app={_app(event)} status={event.status or '-'} "
         f"outcome={event.outcome} up={event.bytes_up} down={event.bytes_down} "
-        f"ms={event.duration_seconds * 1000:.1f}{dropped}{backup}"
+        f"ms={event.duration_seconds * 1000:.1f} client={event.client or '-'}{dropped}{extra}"
     )
+
+
+def _app(event: ProxyEvent) -> str:
+    """The app a line names: refused ones too (a 403 says which), cut like the metrics label."""
+    return event.app_id[:MAX_APP_LABEL_LENGTH] if event.app_id else "-"
 
 
 def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
@@ -70,6 +89,52 @@ def log_event(event: ProxyEvent, *, json_format: bool = False) -> None:
         return
     message = event_json(event) if json_format else event_summary(event)
     access_logger.info("%s", message, extra={EVENT_ATTRIBUTE: event})
+
+
+class DefaultAccessHandler(logging.Handler):
+    """Access lines on stderr for a proxy whose host application configured no logging.
+
+    Mounted in FastAPI, Django or Flask, nothing routes ``falproxy.access`` anywhere, and
+    Python drops INFO lines by default. This handler prints each line in ``falproxy
+    serve``'s format, but steps aside for a record another handler will print: one the
+    application installed (on ``falproxy.access``, ``falproxy`` or the root logger) or
+    ``falproxy serve``'s own, so a line is never printed twice.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _handled_elsewhere(record, self):
+            return
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # a closed stderr must not fail the call
+            self.handleError(record)
+
+
+def _handled_elsewhere(record: logging.LogRecord, ours: logging.Handler) -> bool:
+    """Whether a handler other than ``ours`` will take ``record`` as it propagates."""
+    logger: logging.Logger | None = access_logger
+    while logger is not None:
+        if any(h is not ours and record.levelno >= h.level for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+def install_default_access_log(json_format: bool) -> None:
+    """Make access lines visible where the application set no logging up (see above).
+
+    Idempotent; the last proxy built chooses the format. The level is raised to INFO only
+    when neither ``falproxy.access`` nor ``falproxy`` has a level of its own, so
+    ``logging.getLogger("falproxy.access").setLevel(logging.WARNING)`` silences it.
+    """
+    handler = next((h for h in access_logger.handlers if isinstance(h, DefaultAccessHandler)), None)
+    if handler is None:
+        handler = DefaultAccessHandler()
+        access_logger.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(TEXT_FORMAT))
+    if access_logger.level == logging.NOTSET and PACKAGE_LOGGER.level == logging.NOTSET:
+        access_logger.setLevel(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):

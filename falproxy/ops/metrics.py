@@ -103,6 +103,22 @@ class ProxyMetrics:
             ["action"],
             registry=r,
         )
+        # Money (issue 20): only admitted calls carry units or a cost, so the app label is
+        # the same bounded one as above.
+        self.billable_units = Counter(
+            "falproxy_billable_units",
+            "Units fal billed (x-fal-billable-units), by app",
+            ["app"],
+            registry=r,
+        )
+        self.spend = Counter(
+            "falproxy_spend_usd", "USD charged against spend budgets, by app", ["app"], registry=r
+        )
+        self.store_errors = Counter(
+            "falproxy_request_store_errors",
+            "Ownership and budget storage failures (e.g. Redis down); calls are refused",
+            registry=r,
+        )
 
     def app_label(self, app_id: str | None) -> str:
         """The bounded ``app`` label of an admitted call's app id (see the module doc)."""
@@ -132,6 +148,14 @@ class ProxyMetrics:
         bytes_down.inc(event.bytes_down)
         if event.backup_domain:
             self.backup_calls.labels(event.kind).inc()
+        if event.billable_units is not None or event.cost_usd is not None:
+            self._money(app, event)
+
+    def _money(self, app: str, event: ProxyEvent) -> None:
+        if event.billable_units is not None:
+            self.billable_units.labels(app).inc(event.billable_units)
+        if event.cost_usd is not None:
+            self.spend.labels(app).inc(event.cost_usd)
 
     def _resolve(self, kind: str, app: str, status: str, outcome: str) -> _Series:
         key = (kind, app, status, outcome)
@@ -156,6 +180,9 @@ class ProxyMetrics:
 
     def storage_error(self, admitted: bool) -> None:
         self.limiter_errors.labels("admitted" if admitted else "refused").inc()
+
+    def store_error(self) -> None:
+        self.store_errors.inc()
 
     def rate_limited(self, rule: str) -> None:
         self.limited.labels(rule).inc()

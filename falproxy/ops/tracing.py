@@ -168,6 +168,10 @@ class _OtelSpan:
             attributes["falproxy.request_id"] = event.request_id
         if event.first_byte_seconds is not None:
             attributes["falproxy.first_byte_seconds"] = event.first_byte_seconds
+        if event.billable_units is not None:  # spend budgets (admission/spend.py)
+            attributes["falproxy.billable_units"] = event.billable_units
+        if event.cost_usd is not None:
+            attributes["falproxy.cost_usd"] = event.cost_usd
         if event.kind == "websocket":
             attributes["falproxy.frames_up"] = event.frames_up
             attributes["falproxy.frames_down"] = event.frames_down

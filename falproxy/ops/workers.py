@@ -19,6 +19,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from falproxy.config.budgets import ownership_enabled
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.errors import ConfigError
 from falproxy.ops.metrics import MULTIPROC_DIR_ENV
@@ -40,6 +41,8 @@ def check_worker_limits(config: ProxyConfig, workers: int) -> None:
             ("FALPROXY_RATE_LIMIT", config.rate_limits, True),
             ("FALPROXY_WS_MESSAGE_RATE", config.ws_message_rate, True),
             ("FALPROXY_WS_MAX_SOCKETS", config.ws_max_sockets, False),
+            ("FALPROXY_SPEND_LIMIT", config.spend_limits, True),
+            ("FALPROXY_REQUEST_OWNERSHIP", ownership_enabled(config), True),
         )
         if value and not (shared and in_redis)
     ]

@@ -88,6 +88,16 @@ def with_cors(answer: Answer, cors: CorsHeaders) -> Answer:
 async def _relay(
     proxy: CallServer, exchange: Exchange, admitted: Admitted, call: Call, cors: CorsHeaders
 ) -> None:
+    try:
+        await _send(proxy, exchange, admitted, call, cors)
+    finally:
+        if admitted.watch is not None:  # a hold no answer settled is released
+            await admitted.watch.end()
+
+
+async def _send(
+    proxy: CallServer, exchange: Exchange, admitted: Admitted, call: Call, cors: CorsHeaders
+) -> None:
     record = call.record
     body, body_done, length = await _body(proxy, exchange, admitted, record)
     scope = exchange.scope
@@ -109,6 +119,7 @@ async def _relay(
         exchange,
         header_timeout=proxy.config.upstream_timeout,
         extra_headers=cors,
+        watch=admitted.watch,
     )
     await exchange.run_relay(relayed, record, body_done)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from falproxy.admission.watch import CallWatch
 from falproxy.client import LeanClient, UpstreamResponse, UpstreamSettings
 from falproxy.client.client import Backup
 from falproxy.config.settings import ProxyConfig
@@ -87,13 +88,15 @@ async def relay(
     *,
     header_timeout: float,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    watch: CallWatch | None = None,
 ) -> None:
     """Send ``request`` upstream and stream its response to ``sink``.
 
     Raises ``ProxyError`` (502/504) only before the response has started; after that,
     a broken upstream leaves the response unended, so the client sees a truncated body
     rather than a falsely complete one. ``extra_headers`` (CORS grants) are added to the
-    upstream's own.
+    upstream's own. ``watch`` (ownership and budgets, ``admission/watch.py``) sees the head
+    before the response starts, and may read the start of the body, sent first unchanged.
     """
     started = time.perf_counter()
     response = await upstream.client.request(
@@ -106,7 +109,7 @@ async def relay(
     )
     record.first_byte_seconds = time.perf_counter() - started
     record.backup_domain = response.via_backup
-    await _stream_response(response, sink, record, request.authorization, extra_headers)
+    await _stream_response(response, sink, record, request.authorization, extra_headers, watch)
 
 
 async def _stream_response(
@@ -115,6 +118,7 @@ async def _stream_response(
     result: CallRecord,
     authorization: bytes,
     extra_headers: Sequence[tuple[bytes, bytes]],
+    watch: CallWatch | None = None,
 ) -> None:
     OPEN_UPSTREAM_RESPONSES.inc()
     try:
@@ -127,8 +131,14 @@ async def _stream_response(
         result.request_id = _request_id(response.headers)
         if extra_headers:
             headers.extend(extra_headers)
+        first = b""
+        if watch is not None:  # e.g. the owner record, written before the caller sees the id
+            first = await watch.head(response.status, response.headers, response.read_chunk)
         await sink.start_response(response.status, headers)
         try:
+            if first:
+                result.bytes_down += len(first)
+                await sink.send_body(first)
             while chunk := await response.read_chunk():
                 result.bytes_down += len(chunk)
                 await sink.send_body(chunk)

@@ -1,8 +1,9 @@
-"""The ``falproxy`` command: ``serve``, ``fake`` and ``check``.
+"""The ``falproxy`` command: ``serve``, ``fake``, ``check`` and ``usage``.
 
 Flags are turned into the same ``FALPROXY_*`` variables that :meth:`ProxyConfig.from_env`
 reads, so flags override the environment and every uvicorn worker sees one configuration.
-Bad configuration exits with status 2 and one line on stderr.
+Bad configuration exits with status 2 and one line on stderr; a port that cannot be bound
+exits 3 with one line naming it, before anything claims to be serving.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ GUARDED_HTTP = "falproxy.standalone.protocols:GuardedHTTPProtocol"
 NATIVE_HTTP = "falproxy.standalone.native:NativeHttpProtocol"
 HTTP_PROTOCOLS = {"asgi": GUARDED_HTTP, "native": NATIVE_HTTP}
 SERVER_ENV = "FALPROXY_SERVER"
+# Exit status when the server cannot start (the port cannot be bound, the app failed to
+# load): uvicorn's own STARTUP_FAILURE, kept so supervisors see the same number as before.
+BIND_FAILURE = 3
+LISTEN_BACKLOG = 2048  # uvicorn's default backlog, which it sets again on this socket
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,6 +96,10 @@ def parser() -> argparse.ArgumentParser:
 
     check_command = commands.add_parser("check", help="validate and print the config, key masked")
     check_command.add_argument("--config", metavar="FILE", help="TOML settings file")
+
+    usage = commands.add_parser("usage", help="spend per caller and app, from Redis")
+    usage.add_argument("--config", metavar="FILE", help="TOML settings file")
+    usage.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     return root
 
 
@@ -101,50 +110,99 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "fake":
             return run_fake_command(args)
+        if args.command == "usage":
+            return usage_command(args.config, as_json=args.json)
         return check(args.config)
     except ConfigError as exc:
-        if _env_log_format() == "json":  # still one line a log shipper reads
-            record = logging.makeLogRecord(
-                {"name": "falproxy", "levelno": logging.ERROR, "levelname": "ERROR"}
-            )
-            record.msg = f"error: {exc}"
-            print(JsonFormatter().format(record), file=sys.stderr)
-        else:
-            print(f"falproxy: error: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return 2
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _print_error(message: str) -> None:
+    """The one line of a start-up error, as JSON when the environment asks for JSON logs."""
+    if _env_log_format() == "json":  # still one line a log shipper reads
+        record = logging.makeLogRecord(
+            {"name": "falproxy", "levelno": logging.ERROR, "levelname": "ERROR"}
+        )
+        record.msg = f"error: {message}"
+        print(JsonFormatter().format(record), file=sys.stderr, flush=True)
+    else:
+        print(f"falproxy: error: {message}", file=sys.stderr, flush=True)
 
+
+def serve(args: argparse.Namespace) -> int:
     # Lines printed while the settings load already follow the format the environment
     # asks for; the final format (a config file may set it) is applied once they load.
     logging.config.dictConfig(log_config(args.log_level, _env_log_format()))
-    config = apply_serve_flags(args, os.environ)
-    logging_config = log_config(args.log_level, "json" if json_logs(config) else "text")
-    logging.config.dictConfig(logging_config)
-    # Fake mode comes from the command line or FALPROXY_FAKE_URL, never from FAKE_BASE_ENV
-    # alone (a leftover value is ignored by the workers): see server.py.
-    announce(args, config, fake=args.use_fake or config.fake_url is not None)
-    factory = "fake_app_from_env" if args.use_fake else "app_from_env"
-    exit_zero_on_sigterm()
-    with shared_metrics(args.workers, os.environ):
-        uvicorn.run(
-            f"falproxy.standalone.server:{factory}",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=logging_config,
-            log_level=args.log_level,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
-            proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
-            # Both cap request heads in bytes and time (FALPROXY_HEADER_TIMEOUT).
-            http=HTTP_PROTOCOLS[config.server],
-        )
-    return 0
+    listener = bind_listener(args.host, args.port)
+    if listener is None:
+        return BIND_FAILURE
+    with listener:
+        args.port = listener.getsockname()[1]  # --port 0: the port the system chose
+        config = apply_serve_flags(args, os.environ)
+        logging_config = log_config(args.log_level, "json" if json_logs(config) else "text")
+        logging.config.dictConfig(logging_config)
+        # Fake mode comes from the command line or FALPROXY_FAKE_URL, never from FAKE_BASE_ENV
+        # alone (a leftover value is ignored by the workers): see server.py.
+        announce(args, config, fake=args.use_fake or config.fake_url is not None)
+        factory = "fake_app_from_env" if args.use_fake else "app_from_env"
+        exit_zero_on_sigterm()
+        with shared_metrics(args.workers, os.environ):
+            return _run_uvicorn(args, config, factory, logging_config, listener)
+
+
+def bind_listener(host: str, port: int) -> socket.socket | None:
+    """The listening socket, bound before anything announces it; None after one error line.
+
+    Binding here, in the parent, means a port in use is reported first, naming the
+    address, and nothing has claimed to be serving; the workers inherit this socket.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(LISTEN_BACKLOG)  # calls made while workers start wait, not refused
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        reason = (exc.strerror or str(exc)).lower()
+        _print_error(f"cannot listen on {shown}:{port}: {reason}")
+        return None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_uvicorn(
+    args: argparse.Namespace,
+    config: ProxyConfig,
+    factory: str,
+    logging_config: dict[str, object],
+    listener: socket.socket,
+) -> int:
+    """uvicorn serving on ``listener``: in this process, or in ``--workers`` processes."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    settings = uvicorn.Config(
+        f"falproxy.standalone.server:{factory}",
+        factory=True,
+        workers=args.workers,
+        log_config=logging_config,
+        log_level=args.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
+        proxy_headers=False,  # X-Forwarded-For is trusted only per FALPROXY_TRUSTED_PROXIES
+        # Both cap request heads in bytes and time (FALPROXY_HEADER_TIMEOUT).
+        http=HTTP_PROTOCOLS[config.server],
+    )
+    if args.workers > 1:
+        Multiprocess(settings, sockets=[listener]).run()
+        return 0
+    server = uvicorn.Server(settings)
+    server.run(sockets=[listener])
+    return 0 if server.started else BIND_FAILURE
 
 
 def _env_log_format() -> str:
@@ -267,6 +325,19 @@ def check(config_file: str | None = None) -> int:
         report["warnings"] = [*warnings, *FalProxy(config).startup_warnings()]
     print(json.dumps(report, indent=2))
     return 0 if usable else 1
+
+
+def usage_command(config_file: str | None, *, as_json: bool) -> int:
+    """Print who spent what in the current windows (standalone/usage.py)."""
+    from falproxy.standalone.usage import usage_report
+
+    env = dict(os.environ)
+    if config_file:
+        env[CONFIG_FILE_ENV] = config_file
+    config, _ = load_with_warnings(env)
+    report = usage_report(config.redis_url)
+    print(report.as_json() if as_json else report.as_text())
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

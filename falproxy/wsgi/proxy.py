@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from falproxy.admission.base import ProxyBase
 from falproxy.admission.pipeline import Admitted
+from falproxy.admission.watch import CallWatch
+from falproxy.client import LeanClient, UpstreamSettings
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.answers import Answer
 from falproxy.core.body import BodyClock, BodyKind
@@ -32,6 +34,7 @@ from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
 from falproxy.core.types import Scope
 from falproxy.ops.calls import Call
+from falproxy.relay.pricing_client import pricing_fetch
 from falproxy.wsgi.body import Readable, prefetched, read_all, read_chunks
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.environ import environ_scope
@@ -67,10 +70,16 @@ class SyncFalProxy(ProxyBase):
         super().__init__(config)
         self.upstream = SyncUpstreamClient(self.config)
         self._loop = LoopThread()
+        self._pricing: LeanClient | None = None
+        if self.pipeline.requests.budgets is not None:  # fal's pricing API, on the loop thread
+            self._pricing = LeanClient(UpstreamSettings.from_config(self.config))
+            self.pipeline.requests.budgets.prices.use(pricing_fetch(self._pricing))
 
     def close(self) -> None:
         """Close pooled upstream connections and the hooks' event loop."""
         self.upstream.close()
+        if self._pricing is not None:
+            self._loop.run(self._pricing.aclose())
         self._loop.run(self.pipeline.aclose())
         self._loop.close()
 
@@ -112,6 +121,7 @@ class SyncFalProxy(ProxyBase):
     ) -> SyncReply:
         call = self.calls.open(HTTP, method, headers)
         record = call.record
+        watch: CallWatch | None = None
         try:
             incoming = Incoming(HTTP, method, headers, environ_scope(method, headers, client))
             admitted = self._loop.run(self.pipeline.admit(incoming, record))
@@ -119,6 +129,7 @@ class SyncFalProxy(ProxyBase):
                 record.answer(admitted)
                 self._close(call)
                 return SyncReply.of(admitted)
+            watch = admitted.watch
             content, length = self._body(admitted, incoming.scope, body, record, sock)
             upstream_headers = upstream_request_headers(headers, admitted.authorization, length)
             call.span.inject(upstream_headers)
@@ -127,14 +138,19 @@ class SyncFalProxy(ProxyBase):
             response = open_upstream(self.upstream, method, admitted.url, upstream_headers, content)
             record.first_byte_seconds = time.perf_counter() - started
             head = response_head(response, record)
+            if watch is not None:  # the owner record is written before the caller sees the id
+                raw = response.headers.raw
+                self._loop.run(watch.head(response.status_code, raw, None))
         except ProxyError as exc:
             record.refuse(exc)
-            self._close(call)
+            self._close(call, watch)
             return SyncReply.of(Answer.of_error(exc))
-        relayed = RelayedBody(response, record, lambda: self._close(call))
+        relayed = RelayedBody(response, record, lambda: self._close(call, watch))
         return SyncReply(record.status, _text_headers(head), relayed)
 
-    def _close(self, call: Call) -> None:
+    def _close(self, call: Call, watch: CallWatch | None = None) -> None:
+        if watch is not None:
+            self._loop.run(watch.end())
         self.calls.close_sync(call, self._loop.run)
 
     def _body(

@@ -30,7 +30,9 @@ USED_WITHOUT_IMPORT = {
     "sniffio": "imported by httpx's pool on every call (pyproject.toml says why)",
 }
 # Modules runtime code imports only when present, each from an extra: module -> extra.
-OPTIONAL_IMPORTS = {"opentelemetry": "otel"}  # ops/tracing.py: a no-op without the extra
+# ops/tracing.py: a no-op without the extra; admission/request_store.py: Redis only when
+# FALPROXY_REDIS_URL is set (config validation names the extra when it is missing).
+OPTIONAL_IMPORTS = {"opentelemetry": "otel", "redis": "redis"}
 # Modules only the integrations import, each from its framework's extra.
 INTEGRATION_EXTRAS = {"fastapi": "fastapi", "django": "django", "flask": "flask"}
 NOT_IN_BASE = ("slowapi", "watchfiles", "python-dotenv", "pyyaml", "cryptography", "redis")

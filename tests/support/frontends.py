@@ -2,8 +2,9 @@
 
 Each front end is a real server process started with its documented command
 (``examples_server.SERVERS`` / ``EXTRA_SERVERS``) and the same environment: the test key,
-every fal host mapped to the fake, an endpoint allow-list, bearer tokens, a rate limit that
-only one endpoint glob hits, a short body timeout, a small body cap and one CORS origin.
+every fal host mapped to the fake, an endpoint allow-list, two bearer tokens (so request
+ownership is on), a rate limit and a spend limit that only one endpoint glob each hits,
+a short body timeout, a small body cap and one CORS origin.
 A front end that cannot offer a feature says why, in ``no_websockets`` / ``no_ops``.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from tests.support.live import ROUTE
 
 CONTRACT_TOKEN = "contract-token"
+# A second identity: requests it did not submit are 404 to it (request ownership, issue 20).
+OTHER_TOKEN = "contract-other"
 ALLOWED_ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://evil.example.com"
 MAX_BODY_BYTES = 8192
@@ -28,7 +31,10 @@ WS_PING = 1.0
 SOCKET_OUTLIVES = 3 * max(BODY_DEADLINE, BODY_TIMEOUT, HEADER_TIMEOUT, WS_PING) + 0.5
 LIMITED_APP = "fal-ai/limited/model"
 REALTIME_APP = "fal-ai/fast-lcm-diffusion"
-ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**"
+# The only glob the spend limit covers: two calls at the fake's default price fill it.
+BUDGET_APP = "fal-ai/budget/model"
+SPEND_LIMIT = "0.02/day fal-ai/budget/**"
+ALLOWED_ENDPOINTS = f"fal-ai/flux/**,fake/**,fal-ai/limited/**,{REALTIME_APP}/**,fal-ai/budget/**"
 
 WSGI_NO_SOCKETS = "WSGI has no WebSockets"
 # uvicorn closes a connection as soon as the client half-closes it (its protocols do not
@@ -41,6 +47,13 @@ HYPERCORN_EOF = "hypercorn closes the connection, or answers 400 itself, on a ha
 # granian reports the half-close as http.disconnect; the proxy, seeing the client gone, sends
 # nothing, and granian then answers 500 "Internal server error" (text) on its own.
 GRANIAN_EOF = "granian reports a half-close as a disconnect and answers 500 itself"
+# Under ASGI the server performs the opening handshake; the app sees neither the key nor
+# (in a websocket scope) the method. These two accept handshakes RFC 6455 4.2.1 refuses.
+HYPERCORN_HANDSHAKES = "hypercorn checks neither the key's form nor duplicates (a POST: 400)"
+GRANIAN_HANDSHAKES = "granian upgrades any request naming websocket, whatever its key or method"
+# hypercorn 0.18 reports a client's clean close to the app as code 1006 (no close frame),
+# so the relay tells fal the client vanished: 1011 (tests/live: uvicorn reports 1000).
+HYPERCORN_CLOSE = "hypercorn reports a client's clean close as 1006 to the app"
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,12 @@ class FrontEnd:
     no_body_timeout: str | None = None  # why a stalled body is not the proxy's to time out
     # The statuses the server itself may answer then (never JSON), instead of closing.
     eof_server_statuses: frozenset[int] = frozenset()
+    # Handshakes the ASGI server completes or refuses itself before the app sees them
+    # (case of tests/support/ws_handshakes.py -> the server's status), and why.
+    server_handshakes: tuple[str, dict[str, int]] | None = None
+    # The close code fal hears when the client closes normally, if the server does not
+    # report the client's code to the app (and why).
+    client_close_to_fal: tuple[str, int] | None = None
 
 
 FRONT_ENDS = (
@@ -91,12 +110,32 @@ FRONT_ENDS = (
         "fastapi-hypercorn",
         eof_closes=HYPERCORN_EOF,
         eof_server_statuses=frozenset({400}),
+        server_handshakes=(
+            HYPERCORN_HANDSHAKES,
+            {
+                "short key": 101,
+                "key not base64": 101,
+                "two keys": 101,
+                "POST": 400,
+            },
+        ),
+        client_close_to_fal=(HYPERCORN_CLOSE, 1011),
     ),
     FrontEnd(
         "fastapi-granian",
         "fastapi-granian",
         eof_closes=GRANIAN_EOF,
         eof_server_statuses=frozenset({500}),
+        server_handshakes=(
+            GRANIAN_HANDSHAKES,
+            {
+                "short key": 101,
+                "key not base64": 101,
+                "two keys": 101,
+                "POST": 101,
+                "two protocols": 101,
+            },
+        ),
     ),
 )
 # The front ends the official client runs against in a browser.
@@ -107,8 +146,9 @@ def contract_env(*cors_origins: str) -> dict[str, str]:
     """The FALPROXY_* settings every front end gets (FAL_KEY and upstreams come with them)."""
     return {
         "FALPROXY_ALLOWED_ENDPOINTS": ALLOWED_ENDPOINTS,
-        "FALPROXY_AUTH_TOKENS": CONTRACT_TOKEN,
+        "FALPROXY_AUTH_TOKENS": f"{CONTRACT_TOKEN},{OTHER_TOKEN}",
         "FALPROXY_RATE_LIMIT": "1/minute fal-ai/limited/**",
+        "FALPROXY_SPEND_LIMIT": SPEND_LIMIT,
         "FALPROXY_BODY_TIMEOUT": f"{BODY_TIMEOUT:g}",
         "FALPROXY_BODY_DEADLINE": f"{BODY_DEADLINE:g}",
         "FALPROXY_HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}",

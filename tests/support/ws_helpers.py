@@ -80,10 +80,11 @@ def keep_busy(ws: ClientConnection, seconds: float, every: float = 0.2) -> int:
 
 
 def assert_busy_socket_closes_normally(
-    url: str, fake_url: str, seconds: float, **options: Any
+    url: str, fake_url: str, seconds: float, *, fal_hears: int = 1000, **options: Any
 ) -> None:
     """A relayed socket kept busy for ``seconds`` stays open, then closes with 1000 as the
-    client and the fake fal both see it (``options`` go to ``connect``)."""
+    client sees it and ``fal_hears`` as the fake fal sees it (``options`` go to
+    ``connect``)."""
     reset_realtime(fake_url)
     with connect(url, max_size=2**22, **options) as ws:
         sent = keep_busy(ws, seconds)
@@ -96,7 +97,7 @@ def assert_busy_socket_closes_normally(
     while "client_close_code" not in session and time.monotonic() < deadline:
         time.sleep(0.05)
         session = last_session(fake_url)
-    assert session.get("client_close_code") == 1000, session
+    assert session.get("client_close_code") == fal_hears, session
 
 
 def raw_handshake(http_url: str, path: str) -> socket.socket:

@@ -258,8 +258,14 @@ def test_load_reads_the_file_then_the_environment_as_falproxy_serve_does(
             {"FALPROXY_UPSTREAMS": "fal.run"},
             "FALPROXY_UPSTREAMS must be HOST=BASE_URL pairs, got 'fal.run'",
         ),
-        ({"FALPROXY_ALLOWED_URLS": "fal.run/{a,b}"}, "FALPROXY_ALLOWED_URLS has an invalid"),
-        ({"FALPROXY_ALLOWED_ENDPOINTS": "a/{b"}, "FALPROXY_ALLOWED_ENDPOINTS has an invalid"),
+        (
+            {"FALPROXY_ALLOWED_URLS": "fal.run/{a,b}"},
+            "FALPROXY_ALLOWED_URLS entry 'fal.run/{a' is an invalid",
+        ),
+        (
+            {"FALPROXY_ALLOWED_ENDPOINTS": "a/{b"},
+            "FALPROXY_ALLOWED_ENDPOINTS entry 'a/{b' is an invalid",
+        ),
     ],
 )
 def test_environment_errors_name_the_variable(env: dict[str, str], message: str) -> None:
