@@ -27,7 +27,7 @@ from tests.support.ports import free_port
 from tests.support.proc_stats import rss_kib
 from tests.support.procs import Served, falproxy_serve, proxy_env
 from tests.support.redis_support import RedisServer
-from tests.support.ws_helpers import raw_handshake, relay_url, ws_base
+from tests.support.ws_helpers import raw_handshake, refusal, relay_url, ws_base
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CAP = 4096
@@ -107,6 +107,11 @@ class RawFal:
         )
         accept = base64.b64encode(hashlib.sha1(key.strip() + GUID).digest())
         self.heads[name] = head
+        if name == "bare-101":  # a 101 that names no upgrade and no accept key
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+            time.sleep(5)
+            conn.close()
+            return
         self.seen[name] = []  # before the 101: a test reading these sees this socket's
         self.ended[name] = threading.Event()
         conn.sendall(
@@ -397,3 +402,10 @@ def test_a_rate_check_that_waits_on_redis_holds_the_message(
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
     wait(fal.ended["echo"])
     assert b"over" not in [p for _, p, _ in fal.seen["echo"]]
+
+
+def test_a_101_that_is_no_websocket_answer_is_a_502_at_once(proxy: str) -> None:
+    started = time.monotonic()
+    status, body = refusal(relay_url(proxy, target("bare-101")))
+    assert (status, body) == (502, {"detail": "fal's WebSocket answer is not a valid upgrade"})
+    assert time.monotonic() - started < 3  # not the open timeout

@@ -86,9 +86,11 @@ class _Answer(asyncio.Protocol):
         self.headers.append((self._name, value))
 
     def on_headers_complete(self) -> None:
+        # Settled here whatever the status: llhttp raises HttpParserUpgrade right after
+        # (within the same feed) only when the 101 names an upgrade; one that does not is
+        # refused by chosen_subprotocol instead of waiting out the open timeout.
         self.status = self._parser.get_status_code()
-        if self.status != 101:
-            self._settle()
+        self._settle()
 
     def _settle(self, error: Exception | None = None) -> None:
         if self.done.done():
