@@ -374,7 +374,12 @@ def test_idle_and_rate_rules(fal: RawFal) -> None:
         wait(fal.ended["echo"])
         assert fal.closes["echo"][0] == 1008
         assert b"one too many" not in [p for _, p, _ in fal.seen["echo"]]
-        log = served.stderr()
+        log = wait_for_lines(served, 2)
+    # One access line per socket; the refused message is neither relayed nor counted.
+    sockets = [line for line in log.splitlines() if "websocket WEBSOCKET" in line]
+    assert len(sockets) == 2, log
+    assert "outcome=ok up=0 down=0" in sockets[0]
+    assert "outcome=limited up=6 down=6" in sockets[1]
     # The key went to fal in the handshake, and nowhere else: no log line, no frame.
     lines = fal.heads["echo"].split(b"\r\n")[1:]
     fields = {k.lower(): v for k, _, v in (line.partition(b": ") for line in lines)}
@@ -409,3 +414,13 @@ def test_a_101_that_is_no_websocket_answer_is_a_502_at_once(proxy: str) -> None:
     status, body = refusal(relay_url(proxy, target("bare-101")))
     assert (status, body) == (502, {"detail": "fal's WebSocket answer is not a valid upgrade"})
     assert time.monotonic() - started < 3  # not the open timeout
+
+
+def wait_for_lines(served: Served, count: int) -> str:
+    """The server's log once it holds ``count`` socket access lines (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while (log := served.stderr()).count("websocket WEBSOCKET") < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return log

@@ -209,22 +209,22 @@ class Splice:
     def _up_data(self, header: FrameHeader) -> None:
         if self.ending is not None:
             return
-        stats = self._stats
-        stats.bytes_up += header.length
         self._last = self._loop.time()
-        if header.opcode != CONTINUATION:
-            stats.frames_up += 1
-            if self._allow is not None:
-                self._check(header)  # relayed once the rate allows it
-                return
+        if header.opcode != CONTINUATION and self._allow is not None:
+            self._check(header)  # relayed (and counted) once the rate allows it
+            return
         self._up_header(header)
 
     def _up_header(self, header: FrameHeader) -> None:
+        stats = self._stats
+        stats.bytes_up += header.length
+        if header.opcode != CONTINUATION:
+            stats.frames_up += 1
         ours = _MASKS.next()
         assert header.mask is not None
-        self._remask = (int.from_bytes(header.mask, "big") ^ int.from_bytes(ours, "big")).to_bytes(
-            4, "big"
-        )
+        self._remask = (
+            int.from_bytes(header.mask, "big") ^ int.from_bytes(ours, "big")
+        ).to_bytes(4, "big")
         self._up.append(data_header(header.raw[0], header.length, ours))
 
     def _up_payload(self, piece: bytes, offset: int) -> None:
