@@ -35,18 +35,27 @@ RESULTS = Path(__file__).with_name("frameworks_results.md")
 
 
 def _load(
-    url: str, requests: int, seconds: float, concurrency: int, headers: dict[str, str] = HEADERS
+    url: str,
+    requests: int,
+    seconds: float,
+    concurrency: int,
+    headers: dict[str, str] = HEADERS,
+    body: bytes | None = None,
 ) -> tuple[int, float]:
-    """Send up to ``requests`` GETs for at most ``seconds``; returns (200s count, elapsed).
+    """Send up to ``requests`` GETs (POSTs of ``body``) for at most ``seconds``; returns
+    (200s count, elapsed).
 
     A raw-socket HTTP/1.1 client on keep-alive connections, one thread each: far cheaper
     than a full client, so the servers, not the load generator, set the pace.
     """
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}"]
+    method = "GET" if body is None else "POST"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
     budget = iter(range(requests))
     lock = threading.Lock()

@@ -69,6 +69,21 @@ def free_port() -> int:
         return port
 
 
+def free_ports(names: list[str]) -> dict[str, int]:
+    """A distinct free port per name: every probe stays bound until all are chosen, so the
+    kernel cannot hand the same port out twice (two systems on one port measure one)."""
+    probes = []
+    try:
+        for _ in names:
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            probes.append(probe)
+        return {name: probe.getsockname()[1] for name, probe in zip(names, probes, strict=True)}
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def raise_fd_limit() -> None:
     import resource
 

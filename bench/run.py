@@ -119,7 +119,7 @@ def start_all(
     args: argparse.Namespace, procs: h.Processes, tmp: Path, modules: Path
 ) -> dict[str, Any]:
     names = ("stub", "stub_tls", "pystub", *PROXIES, *(f"{name}_tls" for name in PROXIES))
-    ports = {name: h.free_port() for name in names}
+    ports = h.free_ports(list(names))
     pki = tls.make_test_pki(tmp / "pki")
     big = tmp / "big.bin"
     with open(big, "wb") as f:

@@ -36,7 +36,8 @@ FOLDER_TIERS = ("unit", "live", "contract", "deploy")
 # Modules that drive Node's official client (the browser's mark themselves: NEEDS_BROWSER).
 NODE_MODULES = frozenset({"live/test_official_client.py"})
 # Live tests of the core path of a call, on both servers: the proxy end to end, the native
-# protocol, the lean upstream client and its TLS trust, the HTTP and WebSocket relays,
+# protocol, the lean upstream client and its TLS trust, the HTTP and WebSocket relays (the
+# HTTP one driven from WSGI too),
 # attacks, hostile and faulty upstreams, aborts that must not leak. A change to
 # falproxy/core, relay, client or the native server is first checked against these.
 CORE_LIVE_MODULES = frozenset(
@@ -55,6 +56,7 @@ CORE_LIVE_MODULES = frozenset(
         "live/test_relay_ws.py",
         "live/test_upstream_tls.py",
         "live/test_leaks.py",
+        "live/test_wsgi_relay.py",
     }
 )
 

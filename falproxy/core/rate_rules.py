@@ -11,8 +11,9 @@ Text form: rules separated by ``;``, each ``LIMIT [GLOB] [per=identity|address|g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import limits
 
@@ -50,22 +51,34 @@ RULE_FORM = (
 )
 
 
-def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
-    """Rules in the text form above; ValueError names the bad rule and the expected form."""
+Rule = TypeVar("Rule")
+
+
+def parse_rules(
+    text: str, kind: str, form: str, parse_one: Callable[[list[str]], Rule]
+) -> tuple[Rule, ...]:
+    """``;``-separated rules, each parsed from its words by ``parse_one``; a ValueError
+    names the ``kind`` of rule, the bad rule and the expected ``form`` (rate and spend
+    limits share this text form and its one-line errors)."""
     rules = []
     for chunk in text.split(";"):
         words = chunk.split()
         if not words:
             continue
         try:
-            rules.append(_parse_rule(words))
+            rules.append(parse_one(words))
         except ValueError as exc:
             # "60/minute, 5/minute x" is the most common slip: say how rules are separated.
             hint = "; rules are separated by ';', not ','" if "," in chunk else ""
             raise ValueError(
-                f"bad rate limit {chunk.strip()!r}: {exc} (expected {RULE_FORM}){hint}"
+                f"bad {kind} {chunk.strip()!r}: {exc} (expected {form}){hint}"
             ) from None
     return tuple(rules)
+
+
+def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
+    """Rules in the text form above; ValueError names the bad rule and the expected form."""
+    return parse_rules(text, "rate limit", RULE_FORM, _parse_rule)
 
 
 def _parse_rule(words: list[str]) -> RateLimit:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from falproxy.core.policy import compile_glob
-from falproxy.core.rate_rules import PER_CHOICES, Per
+from falproxy.core.rate_rules import PER_CHOICES, Per, parse_rules
 
 Period = Literal["hour", "day", "week", "month"]
 PERIODS: Final[tuple[Period, ...]] = ("hour", "day", "week", "month")
@@ -78,19 +78,7 @@ class SpendLimit:
 
 def parse_spend_limits(text: str) -> tuple[SpendLimit, ...]:
     """Rules in the text form above; ValueError names the bad rule and the expected form."""
-    rules = []
-    for chunk in text.split(";"):
-        words = chunk.split()
-        if not words:
-            continue
-        try:
-            rules.append(_parse_rule(words))
-        except ValueError as exc:
-            hint = "; rules are separated by ';', not ','" if "," in chunk else ""
-            raise ValueError(
-                f"bad spend limit {chunk.strip()!r}: {exc} (expected {RULE_FORM}){hint}"
-            ) from None
-    return tuple(rules)
+    return parse_rules(text, "spend limit", RULE_FORM, _parse_rule)
 
 
 def _parse_rule(words: list[str]) -> SpendLimit:

@@ -8,9 +8,8 @@ exactly once, whichever front end served it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from falproxy.config.settings import ProxyConfig
 from falproxy.core.events import ProxyEvent
@@ -19,8 +18,6 @@ from falproxy.core.lifecycle import HTTP, WEBSOCKET, CallRecord
 from falproxy.ops.logs import install_default_access_log, json_logs, log_event
 from falproxy.ops.metrics import ProxyMetrics
 from falproxy.ops.tracing import CallSpan, Tracing
-
-RunOnLoop = Callable[[Coroutine[Any, Any, None]], None]
 
 
 @dataclass(slots=True)
@@ -53,12 +50,6 @@ class CallLog:
         event = self._record(call)
         if self._on_event:
             await emit(self._on_event, event)
-
-    def close_sync(self, call: Call, run: RunOnLoop) -> None:
-        """:meth:`close` for a WSGI thread: the hooks run on ``run``'s event loop."""
-        event = self._record(call)
-        if self._on_event:
-            run(emit(self._on_event, event))
 
     def _record(self, call: Call) -> ProxyEvent:
         self._open[call.record.kind].dec()

@@ -1,9 +1,10 @@
-"""One proxied HTTP call from admission to its event, for every asyncio front end.
+"""One proxied HTTP call from admission to its event, for every front end.
 
 A front end routes a request to the proxy and calls :func:`serve_route` with its
 :class:`~falproxy.relay.exchange.Exchange`; everything from here on is the same for the
-ASGI app and the native server: CORS preflight or call, admission, body plan, upstream
-call, refusal answers, CORS grants and the one event of the call.
+ASGI app, the native server and the WSGI adapter (on its loop thread): CORS preflight or
+call, admission, body plan, upstream call, refusal answers, CORS grants and the one event
+of the call.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ upstream). Past the process's descriptor limit ``accept()`` fails and asyncio st
 accepting for a second at a time, so a few hundred silent sockets would keep every real
 client out. The cap keeps the count below that limit, and when it is reached the
 connections that have not delivered a complete request head (new, idle between requests,
-or dripping a head) are closed first, oldest first; a connection carrying a call is never
-shed. From three quarters of the cap on, a head must arrive within
-:data:`PRESSED_HEAD_SECONDS`, so sockets held open by an attacker turn over quickly while
-a real client's head (one packet) is unaffected.
+or dripping a head), or whose client does not read a finished answer, are closed first,
+oldest first; a connection carrying a call is never shed. From three quarters of the cap
+on, a head must arrive within :data:`PRESSED_HEAD_SECONDS`, so sockets held open by an
+attacker turn over quickly while a real client's head (one packet) is unaffected.
 """
 
 from __future__ import annotations

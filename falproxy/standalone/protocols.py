@@ -24,7 +24,7 @@ import functools
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -35,6 +35,7 @@ from falproxy.config.file import config_from_sources
 from falproxy.core.errors import HeadersTooLarge
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed, worker_cap
+from falproxy.wire.writer import closing_answer
 
 __all__ = [
     "GuardedH11Protocol",
@@ -46,9 +47,6 @@ __all__ = [
     "worker_connection_cap",
 ]
 
-# RFC 6585 section 5: the head is refused as a whole; the connection cannot be reused.
-_STATUS_LINE: Final = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-
 
 @functools.cache
 def configured_header_timeout() -> float:
@@ -57,6 +55,12 @@ def configured_header_timeout() -> float:
     Read once per worker, from the same sources the worker's app is built from.
     """
     return config_from_sources(os.environ).header_timeout
+
+
+@functools.cache
+def configured_stall_timeout() -> float:
+    """How long a client may leave written answers unread (the stream idle timeout)."""
+    return config_from_sources(os.environ).stream_idle_timeout
 
 
 _CAPS: weakref.WeakKeyDictionary[ServerState, ConnectionCap] = weakref.WeakKeyDictionary()
@@ -74,9 +78,7 @@ def worker_connection_cap(server_state: ServerState) -> ConnectionCap:
 def refusal_bytes() -> bytes:
     """A complete 431 response with the usual JSON detail, closing the connection."""
     error = HeadersTooLarge()
-    headers = [*error.response_headers(), (b"connection", b"close")]
-    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return _STATUS_LINE + lines + b"\r\n" + error.body()
+    return closing_answer(error.status, error.response_headers(), error.body())
 
 
 class HeadWatch:
@@ -123,6 +125,7 @@ class _Guard:
     _cap: ConnectionCap
     _head_seconds: float
     _paused_for_write: bool
+    _stalled: asyncio.TimerHandle | None
 
     def _init_guard(self) -> None:
         timeout = self.header_timeout
@@ -132,6 +135,7 @@ class _Guard:
         self._head = HeadWatch(self.loop, timeout, self._head_timed_out)
         self._cap = worker_connection_cap(self.server_state)
         self._paused_for_write = False
+        self._stalled = None
 
     def _admit(self) -> None:
         """Take a place under the connection cap (shedding a headless one), or drop this."""
@@ -152,16 +156,54 @@ class _Guard:
             self.transport.close()
 
     # Flow control: a client that does not read its responses is not read from either, so
-    # pipelined requests wait in its own socket buffers instead of the proxy's memory.
+    # pipelined requests wait in its own socket buffers instead of the proxy's memory, and
+    # one that reads nothing for the stream idle timeout is dropped.
     def _write_blocked(self) -> None:
         if not self._paused_for_write:
             self._paused_for_write = True
             self.flow.pause_reading()
+            self._stalled = self.loop.call_later(configured_stall_timeout(), self._drop_stalled)
 
     def _write_unblocked(self) -> None:
         if self._paused_for_write:
             self._paused_for_write = False
             self.flow.resume_reading()
+            self._cancel_stall()
+
+    def _cancel_stall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _drop_stalled(self) -> None:
+        self._stalled = None
+        if self._paused_for_write:
+            self.transport.abort()
+
+    # uvicorn's protocol hooks, extended (the mixin comes first in the MRO).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._admit()  # and a connection that never sends a byte is timed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head.done()
+        self._cancel_stall()
+        self._cap.leave(self)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        self._write_blocked()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()  # type: ignore[misc]
+        self._write_unblocked()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._cap.headless(self, self._shed)
+        if self.flow.write_paused:
+            self._write_blocked()
 
     def _awaiting_head(self) -> bool:
         raise NotImplementedError
@@ -224,29 +266,6 @@ class GuardedH11Protocol(_Guard, H11Protocol):
         super().__init__(*args, **kwargs)
         self._init_guard()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()  # and a connection that never sends a byte is timed too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head.done()
-        self._cap.leave(self)
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._write_blocked()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._write_unblocked()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._cap.headless(self, self._shed)
-        if self.flow.write_paused:
-            self._write_blocked()
-
     def data_received(self, data: bytes) -> None:
         self._guarded_data_received(data)
 
@@ -265,29 +284,9 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         self._init_guard()
         self._in_head = True  # from a message's first byte until its headers are parsed
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()  # and a connection that never sends a byte is timed too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head.done()
-        self._cap.leave(self)
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._write_blocked()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._write_unblocked()
-
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._cap.headless(self, self._shed)
-        if self.flow.write_paused:
-            self._write_blocked()
-        elif self.pipeline:
+        if not self.flow.write_paused and self.pipeline:
             # uvicorn resumes reading after every response, even with requests still
             # queued: each read would add thousands more. Read on once the queue is empty.
             self.flow.pause_reading()

@@ -95,3 +95,12 @@ def response_head(
 def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     """Header lines for headers already known to be valid (the server's defaults)."""
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+def closing_answer(
+    status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, defaults: bytes = b""
+) -> bytes:
+    """A whole response written outside any call (a refusal before or instead of one) that
+    closes the connection; ``headers`` are the proxy's own, already valid."""
+    line = STATUS_LINES.get(status) or _status_line(status)
+    return line + defaults + header_lines(headers) + b"connection: close\r\n\r\n" + body

@@ -7,21 +7,23 @@ timer shuts the socket's reading side, which ends a ``read()`` however steadily 
 drips, so a stalled or dripping upload cannot hold a server thread. A body that ends before
 its ``Content-Length`` (the client stopped sending) is a 400, never a short request
 forwarded as if complete.
+
+Only the reading lives here: what to do with the chunks (prefetch a small body, stream a
+large one, read the token-minting one whole) is the relay's, the same for every front end
+(:mod:`falproxy.relay.body`), which asks the WSGI thread for one chunk at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Protocol
 
 from falproxy.core.body import DEADLINE_DETAIL, BodyClock
 from falproxy.core.errors import BadRequest, PayloadTooLarge, RequestTimeout
-from falproxy.core.lifecycle import CallRecord
 
 # How much of the request body is read at a time.
 READ_CHUNK = 64 * 1024
@@ -29,9 +31,6 @@ SHORT_BODY_DETAIL = "The request body ended before its Content-Length"
 _CLOSE = {"connection": "close"}  # the rest of the body is unread: never reuse the connection
 # A failed read that took this share of its allowed wait counts as timed out.
 TIMED_OUT = 0.9
-# Read this much before calling fal: a body that ends short within it is refused before
-# anything is forwarded (larger bodies stream, and a short one aborts the upstream call).
-PREFETCH_BYTES = 64 * 1024
 
 
 class Readable(Protocol):
@@ -41,17 +40,17 @@ class Readable(Protocol):
 def read_chunks(
     body: Readable,
     max_bytes: int,
-    record: CallRecord,
     length: int | None,
     clock: BodyClock,
     sock: socket.socket | None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Yield the body as it is read; 413 past ``max_bytes``, 408 past ``clock``, 400 if short.
 
     Without ``sock`` (a server that does not expose it) the timeouts cannot be enforced
     while a read blocks; the deadline is still checked between reads.
     """
     remaining = length
+    received = 0
     previous = sock.gettimeout() if sock is not None else None
     deadline = _deadline_timer(sock, clock)
     try:
@@ -62,8 +61,8 @@ def read_chunks(
                 if remaining is not None:
                     raise BadRequest(SHORT_BODY_DETAIL, headers=_CLOSE)
                 return
-            record.bytes_up += len(chunk)
-            if record.bytes_up > max_bytes:
+            received += len(chunk)
+            if received > max_bytes:
                 raise PayloadTooLarge(headers=_CLOSE)
             if remaining is not None:
                 remaining -= len(chunk)
@@ -115,29 +114,3 @@ def _deadline_timer(sock: socket.socket | None, clock: BodyClock) -> threading.T
 def _stop_reading(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already closed: nothing left to stop
         sock.shutdown(socket.SHUT_RD)
-
-
-def read_all(
-    body: Readable,
-    max_bytes: int,
-    record: CallRecord,
-    clock: BodyClock,
-    sock: socket.socket | None,
-) -> bytes:
-    """The whole (small) body, for the token-minting request the proxy must inspect."""
-    return b"".join(read_chunks(body, max_bytes, record, None, clock, sock))
-
-
-def prefetched(chunks: Iterator[bytes]) -> bytes | Iterator[bytes]:
-    """The whole body if it ends within :data:`PREFETCH_BYTES`, else an iterator over all of it.
-
-    Errors while prefetching (400, 408, 413) are raised here, before the upstream call.
-    """
-    head: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        head.append(chunk)
-        size += len(chunk)
-        if size >= PREFETCH_BYTES:
-            return itertools.chain(head, chunks)
-    return b"".join(head)

@@ -1,13 +1,16 @@
-"""Running the async hooks from sync (WSGI) code, on one private event-loop thread.
+"""The WSGI adapter's private event loop: one long-lived loop in a daemon thread.
 
-Hooks, the rate limiter and its Redis client are async and bound to the loop they first
-ran on, so a WSGI adapter must not create a loop per request (``asyncio.run``): every
-call is handed to one long-lived loop in a daemon thread and waited for.
+Hooks, the rate limiter and its Redis client, and the relay's upstream client (its pooled
+connections) are async and bound to the loop they first ran on, so a WSGI adapter must not
+create a loop per request (``asyncio.run``): every call is handed to one long-lived loop
+in a daemon thread, and the WSGI thread waits for it (:meth:`LoopThread.run`) or talks
+to it through a :class:`~falproxy.wsgi.handoff.Handoff` (:meth:`LoopThread.submit`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -18,15 +21,24 @@ T = TypeVar("T")
 class LoopThread:
     """One event loop in a daemon thread, started on first use."""
 
-    def __init__(self, name: str = "falproxy-hooks") -> None:
+    def __init__(self, name: str = "falproxy-loop") -> None:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (started now if it was not)."""
+        return self._started()
+
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop thread and return its result (or raise)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._started()).result()
+        return self.submit(coroutine).result()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coroutine`` on the loop thread; its future settles when it ends."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._started())
 
     def close(self) -> None:
         """Stop and close the loop; later calls start a new one."""

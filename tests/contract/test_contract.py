@@ -10,11 +10,13 @@ that names the reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -22,7 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import TEST_KEY_SECRET, serve
+from tests.conftest import TEST_KEY, TEST_KEY_SECRET, fake_upstreams, serve
 from tests.support.browser import BUNDLE_DIR, DevTools, needs_browser, page_app
 from tests.support.examples_server import Running, start_server
 from tests.support.frontends import (
@@ -51,6 +53,8 @@ from tests.support.live import (
     target,
 )
 from tests.support.live import wait_until as wait_for
+from tests.support.scripted_upstream import Received, response, scripted_upstream
+from tests.support.tls import make_pki
 from tests.support.ws_handshakes import HANDSHAKES, answer_head, handshake, status_of
 from tests.support.ws_helpers import (
     PNG_SIGNATURE,
@@ -408,6 +412,54 @@ def test_400_body_shorter_than_its_length(served: Served, fake: httpx.Client) ->
     seen = stats(fake)
     assert seen["submits"] == []
     assert seen["requests"] == 0, "a truncated body was forwarded"
+
+
+# --- an HTTPS upstream: FALPROXY_UPSTREAM_CA_FILE is the trust ---------------------------
+
+
+async def _answer_ok(received: Received, writer: asyncio.StreamWriter) -> bool:
+    writer.write(response("200 OK", b'{"status": "COMPLETED"}', "content-type: application/json"))
+    return True
+
+
+def test_upstream_ca_file_is_the_trust(served: Served, fake_url: str, tmp_path: Path) -> None:
+    """Each front end started again with FALPROXY_UPSTREAM_CA_FILE naming a test CA: an
+    upstream signed by it is called (with the key), one signed by another CA is a 502
+    before a single byte is sent to it. fal.run goes to the first, queue.fal.run (and the
+    backup domains) to the second."""
+    right, other = make_pki(tmp_path / "right"), make_pki(tmp_path / "other")
+    with (
+        scripted_upstream(_answer_ok, tls=right.server_context()) as trusted,
+        scripted_upstream(_answer_ok, tls=other.server_context()) as untrusted,
+    ):
+        upstreams = {
+            **fake_upstreams(fake_url),
+            "fal.run": f"https://127.0.0.1:{trusted.port}",
+            "queue.fal.run": f"https://127.0.0.1:{untrusted.port}",
+            # fal's backup domains are tried when a handshake fails: under the same trust
+            "queue.falrun.com": f"https://127.0.0.1:{untrusted.port}",
+            "falrun.com": f"https://127.0.0.1:{untrusted.port}",
+        }
+        env = {
+            **contract_env(),
+            "FALPROXY_UPSTREAM_CA_FILE": str(right.ca),
+            "FALPROXY_UPSTREAMS": ",".join(f"{host}={base}" for host, base in upstreams.items()),
+        }
+        front = served.front
+        with (
+            start_server(front.server, fake_url, ready_path=front.ready_path, **env) as server,
+            httpx.Client(base_url=server.url, headers=BEARER, timeout=20) as http,
+        ):
+            works = http.post(front.route, headers=target(RUN), json={"prompt": "a fox"})
+            refused = http.post(front.route, headers=target(QUEUE), json={"prompt": "a fox"})
+    assert works.status_code == 200, works.text[:300]
+    assert works.json() == {"status": "COMPLETED"}
+    assert_no_key(works)
+    (received,) = trusted.requests
+    assert received.path == b"/fal-ai/flux/dev"
+    assert f"\r\nauthorization: key {TEST_KEY}\r\n".encode() in received.head.lower()
+    assert assert_json_detail(refused, 502) == "The fal API could not be reached"
+    assert untrusted.raw_bytes == 0 and untrusted.requests == []
 
 
 # --- CORS (FALPROXY_CORS_ORIGINS=https://app.example.com) -----------------------------

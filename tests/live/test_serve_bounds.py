@@ -86,6 +86,31 @@ def test_pipelined_requests_never_read_do_not_grow_memory(
     assert later < MAX_LATER_GROWTH_KIB, f"grew {later} KiB more ({pushed_later} bytes later)"
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_client_that_never_reads_its_answers_is_dropped_after_the_idle_timeout(
+    server: str, fake_url: str
+) -> None:
+    """Parked with unread answers (a FLUSHING connection), it is neither kept forever nor
+    allowed to hold a place under the connection cap."""
+    request = b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" * 64
+    with (
+        serve(server, fake_url, FALPROXY_STREAM_IDLE_TIMEOUT="1") as (base, _),
+        open_socket(base) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(0.2)
+        deadline = time.monotonic() + 15
+        dropped = False
+        while time.monotonic() < deadline and not dropped:
+            try:
+                sock.send(request)
+            except TimeoutError:
+                continue
+            except OSError:
+                dropped = True  # the server reset the connection
+        assert dropped, "a client that reads nothing kept its connection"
+
+
 STREAMED_BYTES = 100 * 1024 * 1024
 PIECE = b"x" * 65536
 

@@ -2,7 +2,7 @@
 
 uvicorn stays the process host (workers, signals, lifespan, graceful shutdown); it runs
 :class:`NativeHttpProtocol` as its HTTP protocol. Each request is parsed by llhttp
-directly, routed by :meth:`FalProxy.serve_http <falproxy.asgi.app.FalProxy.serve_http>`
+directly, routed by :func:`falproxy.proxy.serve_http` (the ASGI app's routing too)
 and served by the same call path as the ASGI app (:mod:`falproxy.relay.call`) through a
 :class:`~falproxy.standalone.native.exchange.NativeExchange`. WebSocket upgrades are
 served here too (:mod:`falproxy.standalone.native.websocket`), through the relay layer's

@@ -1,9 +1,11 @@
 """The proxy a native connection serves, found in the app uvicorn loaded.
 
 uvicorn wraps the app it loads (trace logging, proxy headers); ``falproxy serve`` loads a
-:class:`~falproxy.asgi.app.FalProxy`, or in fake mode a
-:class:`~falproxy.standalone.server.FakeBesideProxy`. Anything else (an app of the user's,
-a middleware) cannot be bypassed silently, so it is refused with a clear error.
+proxy (a :class:`~falproxy.proxy.Proxy`, which the ASGI ``FalProxy`` is), or in fake mode
+an app holding one beside the fake fal (:class:`~falproxy.standalone.server.FakeBesideProxy`).
+Both are recognised through the proxy layer's class, never by importing another front end.
+Anything else (an app of the user's, a middleware) cannot be bypassed silently, so it is
+refused with a clear error.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from uvicorn.middleware.message_logger import MessageLoggerMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from falproxy.asgi.app import FalProxy
 from falproxy.core.errors import ConfigError
-from falproxy.core.types import ASGIApp, Scope
-from falproxy.standalone.server import FakeBesideProxy
+from falproxy.core.types import ASGIApp, Receive, Scope, Send
+from falproxy.proxy import Proxy
 
 logger = logging.getLogger("falproxy")
 
@@ -34,9 +35,20 @@ PROXY_HEADERS_IGNORED = (
 )
 
 
+@runtime_checkable
+class _ProxyBeside(Protocol):
+    """An app serving a proxy beside another app (``FakeBesideProxy``, fake mode)."""
+
+    proxy: object  # checked to be a Proxy by served_app
+
+    def serves_fake(self, scope: Scope) -> bool: ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Served:
-    proxy: FalProxy
+    proxy: Proxy
     hands_over: Callable[[Scope], bool] | None  # requests for the ASGI app beside the proxy
     beside: ASGIApp | None = None  # that app (it routes them itself)
 
@@ -44,9 +56,9 @@ class Served:
 def served_app(app: Any) -> Served:
     """The proxy inside ``app`` (uvicorn's ``config.loaded_app``), or ConfigError."""
     while True:
-        if isinstance(app, FalProxy):
+        if isinstance(app, Proxy):
             return Served(app, None)
-        if isinstance(app, FakeBesideProxy):
+        if isinstance(app, _ProxyBeside) and isinstance(app.proxy, Proxy):
             return Served(app.proxy, app.serves_fake, app)
         if isinstance(app, ProxyHeadersMiddleware):
             logger.warning(PROXY_HEADERS_IGNORED)

@@ -44,11 +44,11 @@ from uvicorn.server import ServerState
 from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.core.types import ASGIApp, Scope
+from falproxy.proxy import Proxy, serve_http
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed
 from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.asgi_http import serve_asgi_http
 from falproxy.standalone.native.exchange import BODY_HIGH_WATER, NativeExchange
-from falproxy.standalone.native.framing import chunked_stops, head_end, skip_empty_lines
 from falproxy.standalone.native.websocket import serve_upgrade
 from falproxy.standalone.protocols import (
     HeadWatch,
@@ -56,10 +56,11 @@ from falproxy.standalone.protocols import (
     refusal_bytes,
     worker_connection_cap,
 )
+from falproxy.wire.boundaries import chunked_stops, head_end, skip_empty_lines
 from falproxy.wire.framing import Framing, request_framing
 from falproxy.wire.parsers import request_parser
 from falproxy.wire.states import HEADLESS, Machine, Server, ServerEvent, server_machine
-from falproxy.wire.writer import STATUS_LINES, header_lines
+from falproxy.wire.writer import closing_answer, header_lines
 
 logger = logging.getLogger("falproxy.server")
 
@@ -78,8 +79,7 @@ _SERVED: weakref.WeakKeyDictionary[Config, Served] = weakref.WeakKeyDictionary()
 
 def _refusal(error: ProxyError, defaults: bytes) -> bytes:
     """A whole JSON refusal that closes the connection, written outside any call."""
-    headers = [*error.response_headers(), (b"connection", b"close")]
-    return STATUS_LINES[error.status] + defaults + header_lines(headers) + b"\r\n" + error.body()
+    return closing_answer(error.status, error.response_headers(), error.body(), defaults)
 
 
 class _Mismatch(ValueError):
@@ -104,7 +104,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         if served is None:
             served = _SERVED[config] = served_app(config.loaded_app)
         self.config = config
-        self.proxy = served.proxy
+        self.proxy: Proxy = served.proxy
         self._hands_over: Callable[[Scope], bool] | None = served.hands_over
         self._beside: ASGIApp | None = served.beside
         self.server_state = server_state
@@ -182,6 +182,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self._wake_drain()
         if self.state is Server.FLUSHING:
+            self._cancel_timers()
             self._state.fire(ServerEvent.DRAINED)
             self._ready_for_next()
 
@@ -407,7 +408,7 @@ class NativeHttpProtocol(asyncio.Protocol):
     async def _serve(self, exchange: NativeExchange, beside: ASGIApp | None) -> None:
         try:
             if beside is None:
-                await self.proxy.serve_http(exchange)
+                await serve_http(self.proxy, exchange)
             else:
                 await serve_asgi_http(beside, exchange)
         except Exception:
@@ -441,9 +442,14 @@ class NativeHttpProtocol(asyncio.Protocol):
         if not self.keeps_alive:
             self._close()
         elif self.write_paused:
-            # The client has not read this response: the next request waits for it.
+            # The client has not read this response: the next request waits for it, at most
+            # the stream idle timeout, and the connection may be shed like an idle one.
             self._state.fire(ServerEvent.WRITE_BLOCKED)
             self._pause_reading()
+            self._cap.headless(self, self._shed)
+            self._keep_alive_timer = self.loop.call_later(
+                self.proxy.config.stream_idle_timeout, self._flush_expired
+            )
         else:
             self._state.fire(ServerEvent.KEEP_ALIVE)
             self._ready_for_next()
@@ -486,8 +492,17 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.transport.abort()
 
     def _shed(self) -> None:
-        """Closed to make room under the connection cap (it had no complete head)."""
-        self._close()
+        """Closed to make room under the connection cap (no complete head, or an answer its
+        client does not read: dropped with it)."""
+        if self.state is Server.FLUSHING:
+            self.abort()
+        else:
+            self._close()
+
+    def _flush_expired(self) -> None:
+        self._keep_alive_timer = None
+        if self.state is Server.FLUSHING:
+            self.abort()  # the client read nothing of its answer for the idle timeout
 
     def _malformed(self) -> None:
         """A request llhttp refuses: 400 JSON, then close (its framing cannot be trusted)."""

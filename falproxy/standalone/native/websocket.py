@@ -33,10 +33,10 @@ from typing import Any, Protocol
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from falproxy.asgi.app import FalProxy
 from falproxy.core.answers import Answer
 from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.types import Scope
+from falproxy.proxy import Proxy
 from falproxy.relay.socket.session import serve_socket
 from falproxy.standalone.native.app import served_app
 from falproxy.standalone.native.ws_asgi import run_asgi_socket
@@ -62,7 +62,7 @@ class UpgradeHost(Protocol):
 
     loop: asyncio.AbstractEventLoop
     server_state: ServerState
-    proxy: FalProxy
+    proxy: Proxy
     config: Config  # uvicorn's: the loaded app (fake mode) and the client-side ping settings
 
     def default_headers(self) -> bytes: ...

@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import http
 from collections.abc import Iterable, Sequence
 from typing import Final
 
 from falproxy.core.answers import Answer
 from falproxy.core.errors import BadRequest, MethodNotAllowed
+from falproxy.wire.writer import closing_answer
 
 __all__ = [
     "check_handshake",
@@ -113,10 +113,4 @@ def switching_head(
 
 def refusal_head(answer: Answer, defaults: bytes) -> bytes:
     """A whole HTTP refusal of the upgrade that closes the connection."""
-    try:
-        phrase = http.HTTPStatus(answer.status).phrase
-    except ValueError:
-        phrase = "Refused"
-    lines = b"".join(name + b": " + value + b"\r\n" for name, value in answer.headers)
-    status = f"HTTP/1.1 {answer.status} {phrase}\r\n".encode()
-    return status + defaults + lines + b"connection: close\r\n\r\n" + answer.body
+    return closing_answer(answer.status, answer.headers, answer.body, defaults)

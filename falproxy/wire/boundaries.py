@@ -4,9 +4,9 @@ llhttp decides the framing; this module only chooses where to stop feeding it. A
 ends at the first blank line; a chunked body can only end at a CRLF CRLF (the last chunk
 ``0\\r\\n`` and the empty line, or the last trailer and the empty line), so the body is
 fed up to each such candidate in turn until the parser says the message is complete. The
-bytes after it stay raw: the next request can then be handed over to another protocol
-exactly as the client sent it. Should the parser ever end a message elsewhere, the
-protocol refuses the connection rather than guess (fail closed).
+bytes after it stay raw and unparsed until the current request is answered, so pipelined
+requests cost no parsing and no memory beyond their bytes. Should the parser ever end a
+message elsewhere, the protocol refuses the connection rather than guess (fail closed).
 """
 
 from __future__ import annotations
