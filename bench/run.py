@@ -36,6 +36,9 @@ plain upstreams.
 Every throughput figure is the median of --runs runs of --duration seconds, the proxies
 interleaved within each repeat so that the machine's load hits all of them alike; ratios
 against the Node proxy and nginx in the same run are what to compare over time.
+
+--ws then runs bench/ws_frames.py (the WebSocket relay against an echo server, a raw byte
+relay and nginx's WebSocket proxy_pass) and appends its table to the report.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import argparse
 import json
 import os
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -376,6 +380,11 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="2 s runs, 1 repeat, 1,000 streams, 256 MB"
     )
+    parser.add_argument(
+        "--ws",
+        action="store_true",
+        help="then run bench/ws_frames.py (the WebSocket relay's anchors) and append its table",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument(
         "--node-dir", type=Path, default=Path.home() / ".cache" / "falproxy-bench" / "node"
@@ -400,7 +409,14 @@ def main() -> int:
         procs.stop_all()
     info["load average (end)"] = Path("/proc/loadavg").read_text().strip()
     results["seconds"] = time.monotonic() - started
-    args.out.write_text(report.render(results, info))
+    text = report.render(results, info)
+    if args.ws:
+        h.log("WebSocket relay: bench/ws_frames.py")
+        table = subprocess.run(
+            [sys.executable, str(HERE / "ws_frames.py")], capture_output=True, text=True, check=True
+        ).stdout
+        text += "\n## WebSocket relay (`bench/ws_frames.py`)\n\n" + table
+    args.out.write_text(text)
     h.log(f"wrote {args.out} in {results['seconds']:.0f} s")
     return 0
 

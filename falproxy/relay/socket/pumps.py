@@ -21,13 +21,13 @@ from websockets.exceptions import ConnectionClosed
 
 from falproxy.admission.ws_limits import MessageCheck
 from falproxy.core.lifecycle import CallRecord
-from falproxy.core.outcomes import Outcome
 from falproxy.relay.socket.close import (
     MESSAGE_TOO_BIG,
     NORMAL_CLOSE,
     POLICY_VIOLATION,
     relayed_close,
 )
+from falproxy.relay.socket.endings import Ending, outcome_of
 from falproxy.relay.socket.exchange import VANISHED, ClientGone, SocketClosed, SocketExchange
 from falproxy.relay.socket.upstream import UpstreamSocket, WsLimits
 
@@ -44,15 +44,6 @@ class _Activity:
     """When a data frame last crossed the relay, either way (pings do not count)."""
 
     last: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ending:
-    """Who stopped first, with which close code and reason."""
-
-    side: str  # "client", "upstream" or "proxy"
-    code: int | None
-    reason: str = ""
 
 
 async def relay_frames(
@@ -76,7 +67,7 @@ async def relay_frames(
     )
     code, reason = relayed_close(ending.code, ending.reason)
     stats.close_code = code
-    stats.outcome = _outcome(ending)
+    stats.outcome = outcome_of(ending)
     with anyio.CancelScope(shield=True):
         if ending.side != "client":
             await client.close(code, reason)
@@ -84,12 +75,12 @@ async def relay_frames(
             await connection.close(code, reason)
 
 
-async def _first_ending(*pumps: Callable[[], Awaitable[_Ending]]) -> _Ending:
+async def _first_ending(*pumps: Callable[[], Awaitable[Ending]]) -> Ending:
     """Run the pumps together; the first to return cancels the others."""
-    endings: list[_Ending] = []
+    endings: list[Ending] = []
     async with anyio.create_task_group() as group:
 
-        async def run(pump: Callable[[], Awaitable[_Ending]]) -> None:
+        async def run(pump: Callable[[], Awaitable[Ending]]) -> None:
             endings.append(await pump())
             group.cancel_scope.cancel()
 
@@ -105,16 +96,16 @@ async def _client_to_upstream(
     stats: CallRecord,
     activity: _Activity,
     allow_message: MessageCheck | None,
-) -> _Ending:
+) -> Ending:
     while True:
         message = await client.receive()
         if isinstance(message, SocketClosed):
-            return _Ending("client", message.code, message.reason)
+            return Ending("client", message.code, message.reason)
         payload = message if isinstance(message, bytes) else message.encode()
         if len(payload) > limits.max_message_bytes:
-            return _Ending("proxy", MESSAGE_TOO_BIG, TOO_BIG_REASON)
+            return Ending("proxy", MESSAGE_TOO_BIG, TOO_BIG_REASON)
         if allow_message is not None and not await allow_message():
-            return _Ending("proxy", POLICY_VIOLATION, RATE_REASON)
+            return Ending("proxy", POLICY_VIOLATION, RATE_REASON)
         stats.frames_up += 1
         stats.bytes_up += len(payload)
         activity.last = time.monotonic()
@@ -126,7 +117,7 @@ async def _client_to_upstream(
 
 async def _upstream_to_client(
     connection: ClientConnection, client: SocketExchange, stats: CallRecord, activity: _Activity
-) -> _Ending:
+) -> Ending:
     while True:
         try:
             data = await connection.recv()
@@ -142,27 +133,19 @@ async def _upstream_to_client(
         try:
             await client.send(data)
         except ClientGone:
-            return _Ending("client", VANISHED)
+            return Ending("client", VANISHED)
 
 
-async def _idle_watch(activity: _Activity, idle_timeout: float) -> _Ending:
+async def _idle_watch(activity: _Activity, idle_timeout: float) -> Ending:
     while (remaining := activity.last + idle_timeout - time.monotonic()) > 0:
         await anyio.sleep(remaining)
-    return _Ending("proxy", NORMAL_CLOSE, IDLE_REASON)
+    return Ending("proxy", NORMAL_CLOSE, IDLE_REASON)
 
 
-def _upstream_ending(exc: ConnectionClosed) -> _Ending:
+def _upstream_ending(exc: ConnectionClosed) -> Ending:
     """fal's close frame if it sent one; else ours (e.g. 1009, ping timeout); else 1006."""
     if exc.rcvd is not None:
-        return _Ending("upstream", exc.rcvd.code, exc.rcvd.reason)
+        return Ending("upstream", exc.rcvd.code, exc.rcvd.reason)
     if exc.sent is not None:
-        return _Ending("upstream", exc.sent.code, exc.sent.reason)
-    return _Ending("upstream", VANISHED)
-
-
-def _outcome(ending: _Ending) -> Outcome:
-    if ending.code == VANISHED:
-        return Outcome.CLIENT_GONE if ending.side == "client" else Outcome.UPSTREAM_ERROR
-    if ending.side == "proxy" and ending.code == POLICY_VIOLATION:
-        return Outcome.LIMITED
-    return Outcome.REFUSED if ending.code == MESSAGE_TOO_BIG else Outcome.OK
+        return Ending("upstream", exc.sent.code, exc.sent.reason)
+    return Ending("upstream", VANISHED)

@@ -21,8 +21,10 @@ from falproxy.core.outcomes import Outcome
 from falproxy.core.pipeline import Incoming
 from falproxy.core.sockets import socket_request_headers
 from falproxy.ops.calls import CallLog
+from falproxy.relay.socket.dial import RawUpstream, dial_upstream
 from falproxy.relay.socket.exchange import ClientGone, SocketExchange
 from falproxy.relay.socket.pumps import relay_frames
+from falproxy.relay.socket.splice import Spliceable, relay_spliced
 from falproxy.relay.socket.upstream import WsLimits, open_upstream
 
 __all__ = ["METHOD", "SocketHost", "serve_socket"]
@@ -38,10 +40,19 @@ class SocketHost(Protocol):
     calls: CallLog
 
 
-async def serve_socket(proxy: SocketHost, client: SocketExchange, *, routed: bool) -> None:
+async def serve_socket(
+    proxy: SocketHost,
+    client: SocketExchange,
+    *,
+    routed: bool,
+    spliced: Spliceable | None = None,
+) -> None:
     """Relay one WebSocket to fal, or refuse it with an HTTP status before the upgrade.
 
     ``routed`` says whether the socket arrived on the proxy route; anything else is a 404.
+    ``spliced``: the client socket again, when its front end can hand its transport over
+    (the native server): fal's socket is then dialled raw and frames are relayed by
+    :mod:`.splice`; otherwise messages are relayed by :mod:`.pumps`.
     """
     scope = client.scope
     call = proxy.calls.open(WEBSOCKET, METHOD, scope["headers"])
@@ -64,7 +75,8 @@ async def serve_socket(proxy: SocketHost, client: SocketExchange, *, routed: boo
             headers = list(socket_request_headers(scope["headers"], admitted.authorization))
             call.span.inject(headers)
             subprotocols = tuple(scope.get("subprotocols") or ())
-            upstream = await open_upstream(admitted.url, headers, subprotocols, limits)
+            dial = open_upstream if spliced is None else dial_upstream
+            upstream = await dial(admitted.url, headers, subprotocols, limits)
         except ProxyError as exc:
             record.refuse(exc)
             await client.deny(Answer.of_error(exc))
@@ -78,7 +90,11 @@ async def serve_socket(proxy: SocketHost, client: SocketExchange, *, routed: boo
                 record.outcome = Outcome.CLIENT_GONE
                 return
             allow = sockets.message_check(record.identity, admitted.client)
-            await relay_frames(upstream, client, limits, record, allow)
+            if isinstance(upstream, RawUpstream):
+                assert spliced is not None
+                await relay_spliced(upstream, spliced, limits, record, allow)
+            else:
+                await relay_frames(upstream, client, limits, record, allow)
     finally:
         slot.close()
         await proxy.calls.close(call)

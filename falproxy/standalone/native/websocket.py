@@ -10,8 +10,11 @@ that asks to upgrade. From then on the connection is this module's:
 3. a :class:`~falproxy.standalone.native.ws_connection.NativeSocket` takes the transport
    and runs the relay layer's one socket session
    (:func:`falproxy.relay.socket.session.serve_socket`): admission, the upstream socket,
-   then the 101 or the JSON refusal, then frames both ways. In fake mode, a socket under
-   ``/_fake`` runs the fake fal's ASGI app instead (:mod:`.ws_asgi`).
+   then the 101 or the JSON refusal, then frames both ways. A relayed socket is handed
+   over after its 101 to the frame relay (:mod:`falproxy.relay.socket.splice`: headers
+   parsed, payloads passed through, fal's socket dialled raw by
+   :mod:`falproxy.relay.socket.dial`). In fake mode, a socket under ``/_fake`` runs the
+   fake fal's ASGI app instead (:mod:`.ws_asgi`), message by message.
 
 permessage-deflate is never negotiated with the client, whatever it offers (browsers always
 offer it): fal's realtime frames are mostly already-compressed media (JPEG/PNG/WebP in
@@ -96,12 +99,14 @@ def serve_upgrade(
         max_size=host.config.ws_max_size if fake_app else proxy_config.ws_max_message_bytes,
         ping_interval=host.config.ws_ping_interval,
         ping_timeout=host.config.ws_ping_timeout,
+        spliced=fake_app is None,  # relayed sockets: frames pass through (splice.py)
     )
     socket.take_over()
     if fake_app is not None:
         session = run_asgi_socket(fake_app, socket)
     else:
-        session = serve_socket(host.proxy, socket, routed=host.proxy.serves_path(socket_scope))
+        routed = host.proxy.serves_path(socket_scope)
+        session = serve_socket(host.proxy, socket, routed=routed, spliced=socket)
     task = host.loop.create_task(_run(socket, session))
     tasks = host.server_state.tasks
     tasks.add(task)

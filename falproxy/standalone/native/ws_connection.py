@@ -12,6 +12,11 @@ pauses while the messages received and not yet taken by the relay pass
 high-water mark, so a slow client holds fal back and a slow fal holds the client back.
 Pings go to the client every ``ping_interval`` seconds; no pong within ``ping_timeout``
 drops the connection (1006), as uvicorn's own WebSocket protocols do.
+
+A relayed socket (``spliced=True``) uses this class only for its handshake: after the 101
+:meth:`NativeSocket.hand_over` gives the transport to the frame relay
+(:mod:`falproxy.relay.socket.splice`), which keeps the same rules (cap, pings to the
+client, shutdown with 1012) frame by frame.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from falproxy.core.answers import Answer
 from falproxy.core.types import Scope
 from falproxy.relay.socket.close import MESSAGE_TOO_BIG
 from falproxy.relay.socket.exchange import VANISHED, ClientGone, SocketClosed, SocketMessage
+from falproxy.relay.socket.splice import Splice
 from falproxy.standalone.native.ws_handshake import refusal_head, switching_head
 
 __all__ = ["INBOX_HIGH_WATER", "NativeSocket"]
@@ -81,6 +87,7 @@ class NativeSocket(asyncio.Protocol):
         max_size: int,
         ping_interval: float | None,
         ping_timeout: float | None,
+        spliced: bool = False,
     ) -> None:
         self.transport = transport
         self._scope = scope
@@ -105,6 +112,10 @@ class NativeSocket(asyncio.Protocol):
         self.accepted = False
         self.lost = False
         self._ended = False  # a SocketClosed is in the inbox
+        # The frame relay takes the transport after the 101 (relay/socket/splice.py).
+        self._spliced = spliced
+        self._splice: Splice | None = None
+        self.client_ping = (ping_interval, ping_timeout)
 
     # --- taking over the transport ---------------------------------------------------
 
@@ -135,6 +146,8 @@ class NativeSocket(asyncio.Protocol):
         self.answered = self.accepted = True
         head = switching_head(self._accept_key, subprotocol, self._defaults, extra)
         self.transport.write(head)
+        if self._spliced:
+            return  # reading stays paused until the frame relay takes the transport
         pending, self._pending = self._pending, b""
         self._arm_ping()
         self._resume_reading()
@@ -171,7 +184,27 @@ class NativeSocket(asyncio.Protocol):
         if self.lost:
             raise ClientGone()
 
+    def hand_over(self, splice: Splice) -> bytes:
+        """Give the transport to the frame relay; the client's frames received so far.
+
+        The socket stays in the server's connections until the relay is done, so a
+        graceful shutdown still reaches it (:meth:`shutdown` forwards to the relay).
+        """
+        self._splice = splice
+        splice.done.add_done_callback(self._spliced_done)
+        # Never used again: the relay reads frames itself. Dropped, so an open socket does
+        # not keep a frame codec and a message queue alive (memory per idle socket).
+        del self._frames, self._inbox
+        pending, self._pending = self._pending, b""
+        return pending
+
+    def _spliced_done(self, _: object) -> None:
+        self.lost = True
+        self.server_state.connections.discard(self)
+
     async def close(self, code: int, reason: str) -> None:
+        if self._splice is not None:
+            return  # the frame relay closes both sides itself
         if self.lost or self.transport.is_closing():
             return
         if not self.accepted:
@@ -231,6 +264,9 @@ class NativeSocket(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: tell the client the server restarts, and end the relay."""
+        if self._splice is not None:
+            self._splice.shutdown()
+            return
         if not self.accepted:
             self.transport.close()
             return
