@@ -410,14 +410,19 @@ def main() -> int:
     info["load average (end)"] = Path("/proc/loadavg").read_text().strip()
     results["seconds"] = time.monotonic() - started
     text = report.render(results, info)
+    args.out.write_text(text)  # first: a failing WebSocket run never loses the HTTP one
+    h.log(f"wrote {args.out} in {results['seconds']:.0f} s")
     if args.ws:
         h.log("WebSocket relay: bench/ws_frames.py")
-        table = subprocess.run(
-            [sys.executable, str(HERE / "ws_frames.py")], capture_output=True, text=True, check=True
-        ).stdout
-        text += "\n## WebSocket relay (`bench/ws_frames.py`)\n\n" + table
-    args.out.write_text(text)
-    h.log(f"wrote {args.out} in {results['seconds']:.0f} s")
+        ws = subprocess.run(
+            [sys.executable, str(HERE / "ws_frames.py")], capture_output=True, text=True
+        )
+        if ws.returncode != 0:
+            h.log(f"bench/ws_frames.py failed:\n{ws.stderr[-2000:]}")
+            return 1
+        text += "\n## WebSocket relay (`bench/ws_frames.py`)\n\n" + ws.stdout
+        args.out.write_text(text)
+        h.log(f"appended the WebSocket relay table to {args.out}")
     return 0
 
 

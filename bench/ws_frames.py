@@ -379,7 +379,7 @@ http {{
 
 def start(procs: h.Processes, args: argparse.Namespace, tmp: Path) -> list[Path_]:
     me = [sys.executable, str(Path(__file__).resolve())]
-    ports = {name: h.free_port() for name in ("echo", "byte", "nginx", "falproxy", "before")}
+    ports = h.free_ports(["echo", "byte", "nginx", "falproxy", "before"])
     procs.start(h.LOAD_CORE, [*me, "echo", "--port", str(ports["echo"])])
     byte = procs.start(
         h.PROXY_CORE,
@@ -407,8 +407,8 @@ def start(procs: h.Processes, args: argparse.Namespace, tmp: Path) -> list[Path_
         ]
         proc = procs.start(h.PROXY_CORE, argv, env=env)
         served.append((name, proc))
-    for port in ports.values():
-        wait_port(port)
+    for port in (ports["echo"], ports["byte"], ports["nginx"], *(ports[n] for n, _ in served)):
+        wait_port(port)  # "before" only when --before names a checkout
     relayed = "/api/fal/proxy?fal_target_url=" + quote("wss://fal.run" + TARGET_PATH, safe="")
     paths = [
         Path_("straight (echo)", ports["echo"], TARGET_PATH, []),

@@ -363,7 +363,7 @@ class ProxyConfig:
     server: str = setting(
         "native", TEXT, "HTTP front end of falproxy serve: native (llhttp) or asgi (uvicorn).",
         "HTTP front end of `falproxy serve`: `native` (default; requests parsed with llhttp"
-        " directly, WebSockets handed to uvicorn) or `asgi` (uvicorn's own HTTP protocol)."
+        " directly, WebSockets relayed frame by frame) or `asgi` (uvicorn's own HTTP protocol)."
         " `--server` overrides it.",
         env="FALPROXY_SERVER", group="timeouts",
     )

@@ -6,8 +6,9 @@ directly, routed by :func:`falproxy.proxy.serve_http` (the ASGI app's routing to
 and served by the same call path as the ASGI app (:mod:`falproxy.relay.call`) through a
 :class:`~falproxy.standalone.native.exchange.NativeExchange`. WebSocket upgrades are
 served here too (:mod:`falproxy.standalone.native.websocket`), through the relay layer's
-socket session; only the fake fal's HTTP pages in fake mode are handed over, bytes intact,
-to the guarded uvicorn protocol at a request boundary.
+socket session, and in fake mode so are the fake fal's own pages and sockets
+(:mod:`~falproxy.standalone.native.asgi_http`, :mod:`~falproxy.standalone.native.ws_asgi`):
+no request is ever handed to another parser.
 """
 
 from falproxy.standalone.native.protocol import NativeHttpProtocol

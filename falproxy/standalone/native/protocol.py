@@ -260,7 +260,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._arm_head()
             return False
         head, self._inbox = self._inbox[:end], self._inbox[end:]
-        with contextlib.suppress(httptools.HttpParserUpgrade):  # handed over below
+        with contextlib.suppress(httptools.HttpParserUpgrade):  # served below (websocket.py)
             self._feed(head[self._fed :])
         self._fed = 0
         self._head.done()
