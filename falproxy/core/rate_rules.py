@@ -76,6 +76,22 @@ def parse_rules(
     return tuple(rules)
 
 
+def rule_words(words: list[str]) -> tuple[str, dict[str, str]]:
+    """The words after a rule's limit: its one endpoint glob (``**`` when none) and its
+    ``name=value`` options (rate and spend limits share this form)."""
+    options: dict[str, str] = {}
+    globs = []
+    for word in words:
+        name, sep, value = word.partition("=")
+        if sep:
+            options[name] = value
+        else:
+            globs.append(word)
+    if len(globs) > 1:
+        raise ValueError(f"one endpoint glob per rule, got {' '.join(globs)!r}")
+    return (globs[0] if globs else "**"), options
+
+
 def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
     """Rules in the text form above; ValueError names the bad rule and the expected form."""
     return parse_rules(text, "rate limit", RULE_FORM, _parse_rule)
@@ -84,16 +100,7 @@ def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
 def _parse_rule(words: list[str]) -> RateLimit:
     if "," in words[0]:
         raise ValueError(f"{words[0]!r} is not one limit")
-    options: dict[str, str] = {}
-    globs = []
-    for word in words[1:]:
-        name, sep, value = word.partition("=")
-        if sep:
-            options[name] = value
-        else:
-            globs.append(word)
-    if len(globs) > 1:
-        raise ValueError(f"one endpoint glob per rule, got {' '.join(globs)!r}")
+    glob, options = rule_words(words[1:])
     try:
         cost = int(options.pop("cost", "1"))
     except ValueError:
@@ -101,7 +108,7 @@ def _parse_rule(words: list[str]) -> RateLimit:
     per = options.pop("per", "identity")
     if options:
         raise ValueError(f"unknown option {next(iter(options))!r}")
-    return RateLimit(words[0], globs[0] if globs else "**", per, cost)  # type: ignore[arg-type]
+    return RateLimit(words[0], glob, per, cost)  # type: ignore[arg-type]
 
 
 def is_single_rate(text: str) -> bool:

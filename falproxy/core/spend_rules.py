@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from falproxy.core.policy import compile_glob
-from falproxy.core.rate_rules import PER_CHOICES, Per, parse_rules
+from falproxy.core.rate_rules import PER_CHOICES, Per, parse_rules, rule_words
 
 Period = Literal["hour", "day", "week", "month"]
 PERIODS: Final[tuple[Period, ...]] = ("hour", "day", "week", "month")
@@ -89,20 +89,11 @@ def _parse_rule(words: list[str]) -> SpendLimit:
         amount = float(amount_text.removeprefix("$"))
     except ValueError:
         raise ValueError(f"{amount_text!r} is not an amount of USD") from None
-    options: dict[str, str] = {}
-    globs = []
-    for word in words[1:]:
-        name, sep, value = word.partition("=")
-        if sep:
-            options[name] = value
-        else:
-            globs.append(word)
-    if len(globs) > 1:
-        raise ValueError(f"one endpoint glob per rule, got {' '.join(globs)!r}")
+    glob, options = rule_words(words[1:])
     per = options.pop("per", "identity")
     if options:
         raise ValueError(f"unknown option {next(iter(options))!r}")
-    return SpendLimit(amount, period, globs[0] if globs else "**", per)  # type: ignore[arg-type]
+    return SpendLimit(amount, period, glob, per)  # type: ignore[arg-type]
 
 
 def window(period: Period, now: datetime) -> tuple[datetime, datetime]:

@@ -222,9 +222,9 @@ class Splice:
             stats.frames_up += 1
         ours = _MASKS.next()
         assert header.mask is not None
-        self._remask = (
-            int.from_bytes(header.mask, "big") ^ int.from_bytes(ours, "big")
-        ).to_bytes(4, "big")
+        self._remask = (int.from_bytes(header.mask, "big") ^ int.from_bytes(ours, "big")).to_bytes(
+            4, "big"
+        )
         self._up.append(data_header(header.raw[0], header.length, ours))
 
     def _up_payload(self, piece: bytes, offset: int) -> None:
