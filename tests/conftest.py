@@ -27,6 +27,7 @@ from falproxy import FalCredential, FalProxy, ProxyConfig
 from falproxy.config import fake_mode
 from falproxy.fake import create_fake_app
 from tests.support.browser import browser, bundle  # noqa: F401 (shared fixtures)
+from tests.support.compiled import build_description, stale_build
 from tests.support.redis_support import redis_server  # noqa: F401 (a shared fixture)
 from tests.support.ws_fixtures import events, fake_rt  # noqa: F401 (shared fixtures)
 
@@ -184,6 +185,17 @@ def client(proxy_url: str) -> Iterator[httpx.Client]:
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_configure(config: pytest.Config) -> None:
+    # Checked before any test runs (the imports above may have loaded a stale build).
+    stale = stale_build()
+    if stale is not None:
+        raise pytest.UsageError(stale)
+
+
+def pytest_report_header() -> str:
+    return build_description()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give every test its tier marker, and the core live tests ``core``."""
     for item in items:

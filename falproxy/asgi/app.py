@@ -20,6 +20,7 @@ from falproxy.core.pipeline import route_path
 from falproxy.core.types import Receive, Scope, Send
 from falproxy.proxy import Proxy, serve_http
 from falproxy.relay.call import serve_route
+from falproxy.relay.exchange import serve_call
 
 logger = logging.getLogger("falproxy")
 
@@ -35,7 +36,8 @@ class FalProxy(Proxy):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await serve_http(self, self._exchange(scope, receive, send))
+            exchange = self._exchange(scope, receive, send)
+            await serve_call(serve_http(self, exchange), exchange)
         elif scope["type"] == "websocket":
             await serve_websocket(self, scope, receive, send, routed=self.serves_path(scope))
         elif scope["type"] == "lifespan":
@@ -63,7 +65,8 @@ class FalProxy(Proxy):
 
     async def serve_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one proxied call whatever the path: for routes a framework matched."""
-        await serve_route(self, self._exchange(scope, receive, send))
+        exchange = self._exchange(scope, receive, send)
+        await serve_call(serve_route(self, exchange), exchange)
 
     def _exchange(self, scope: Scope, receive: Receive, send: Send) -> AsgiExchange:
         return AsgiExchange(scope, receive, send, self.config.stream_idle_timeout)

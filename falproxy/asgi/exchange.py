@@ -22,13 +22,12 @@ from falproxy.core.errors import ClientDisconnected
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Receive, Scope, Send
-from falproxy.relay.exchange import await_relay
 
 
 class AsgiExchange:
     """An ASGI request: ``scope``, ``receive`` and ``send``, as the relay wants them."""
 
-    __slots__ = ("_receive", "_send", "_send_timeout", "scope")
+    __slots__ = ("_receive", "_send", "_send_timeout", "_watch", "scope")
 
     def __init__(
         self, scope: Scope, receive: Receive, send: Send, send_timeout: float | None = None
@@ -37,6 +36,7 @@ class AsgiExchange:
         self._receive = receive
         self._send = send
         self._send_timeout = send_timeout
+        self._watch: _Watch | None = None  # while the relay runs
 
     def body_chunks(self, max_bytes: int, clock: BodyClock) -> AsyncIterator[bytes]:
         return stream_body(self._receive, max_bytes, clock)
@@ -75,14 +75,19 @@ class AsgiExchange:
         task = asyncio.current_task()
         assert task is not None
         watch = _Watch(task)
+        self._watch = watch
         watcher = asyncio.get_running_loop().create_task(
             _watch_disconnect(self._receive, body_done, watch, record)
         )
         try:
-            await await_relay(relay, task, lambda: watch.cancelled)
+            await relay
         finally:
             watch.finished = True
             watcher.cancel()
+
+    @property
+    def client_left(self) -> bool:
+        return self._watch is not None and self._watch.cancelled
 
 
 class _Watch:

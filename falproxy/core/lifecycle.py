@@ -52,7 +52,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 }
 
 
-class PhaseError(RuntimeError):
+class PhaseError(Exception):
     """A front end moved a call backwards or skipped a phase: a bug, never user input."""
 
 

@@ -8,7 +8,7 @@ upstream call, event) is the front-end-neutral code of :mod:`falproxy.relay.call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any, Protocol
 
 from falproxy.core.answers import Answer
@@ -55,22 +55,33 @@ class Exchange(ResponseSink, Protocol):
         record: CallRecord,
         body_done: asyncio.Event,
     ) -> None:
-        """Run ``relay`` to its end, cancelling it if the client leaves once ``body_done``
-        is set (the client is then recorded as gone)."""
+        """Run ``relay`` to its end; if the client leaves once ``body_done`` is set, record
+        it as gone, set :attr:`client_left` and cancel the task serving the call (which
+        :func:`serve_call` then ends quietly)."""
+        ...
+
+    @property
+    def client_left(self) -> bool:
+        """Whether this front end cancelled the call because its client left."""
         ...
 
 
-async def await_relay(
-    relay: Coroutine[Any, Any, None], task: asyncio.Task[Any], client_left: Callable[[], bool]
-) -> None:
-    """Await ``relay`` in ``task``; a cancellation because the client left ends it quietly.
+async def serve_call(call: Awaitable[None], exchange: Exchange) -> None:
+    """Await a call at its front end's entry; a cancellation because the client left ends
+    it quietly, any other cancellation (shutdown, a timeout) propagates.
 
-    Both front ends cancel the relay's task when the client goes (``client_left`` then
-    says so); any other cancellation (shutdown, a timeout) propagates.
+    A front end cancels the task serving a call when the client leaves mid-relay
+    (:meth:`Exchange.run_relay`). The ``CancelledError`` then unwinds the whole call, so
+    every ``finally`` runs (the upstream response closed, a budget hold released, the
+    call's event), and ends here, above every frame of the call. It must not be caught
+    lower: a compiled coroutine (setup.py) that awaits an interpreted one which swallows a
+    cancellation raises the swallowed ``CancelledError`` again.
     """
     try:
-        await relay
+        await call
     except asyncio.CancelledError:
-        if not client_left():
+        if not exchange.client_left:
             raise
-        task.uncancel()  # the client left: the relay ends quietly, outcome client_gone
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the client left: the call ends quietly, outcome client_gone

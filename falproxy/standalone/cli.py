@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+import falproxy.relay.call
 from falproxy._version import __version__
 from falproxy.asgi.app import FalProxy
 from falproxy.config.file import CONFIG_FILE_ENV, load_with_warnings
@@ -53,9 +54,16 @@ BIND_FAILURE = 3
 LISTEN_BACKLOG = 2048  # uvicorn's default backlog, which it sets again on this socket
 
 
+def build_kind() -> str:
+    """How this install runs its hot path: compiled by setup.py, or interpreted."""
+    compiled = not falproxy.relay.call.__file__.endswith(".py")
+    return "hot path compiled with mypyc" if compiled else "pure Python"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="falproxy", description="Server-side proxy for fal.ai")
-    root.add_argument("--version", action="version", version=f"falproxy {__version__}")
+    version = f"falproxy {__version__} ({build_kind()})"
+    root.add_argument("--version", action="version", version=version)
     commands = root.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the proxy")

@@ -49,7 +49,7 @@ from enum import Enum
 from typing import Final, Generic, TypeVar
 
 
-class StateError(RuntimeError):
+class StateError(Exception):
     """An event that the current state does not allow: a bug, never user input."""
 
 

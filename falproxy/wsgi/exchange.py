@@ -22,7 +22,6 @@ from falproxy.core.errors import ClientDisconnected
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
-from falproxy.relay.exchange import await_relay
 from falproxy.wsgi.handoff import END, Handoff, Start
 
 
@@ -70,9 +69,13 @@ class WsgiExchange:
         assert task is not None
         self._task, self._record = task, record
         try:
-            await await_relay(relay, task, lambda: self._left)
+            await relay
         finally:
             self._task = None
+
+    @property
+    def client_left(self) -> bool:
+        return self._left
 
     def leave(self) -> None:
         """On the loop: the WSGI server closed the response before its end (client gone).

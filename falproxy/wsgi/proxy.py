@@ -38,6 +38,7 @@ from falproxy.config.settings import ProxyConfig
 from falproxy.core.headers import Headers
 from falproxy.proxy import Proxy
 from falproxy.relay.call import serve_route
+from falproxy.relay.exchange import serve_call
 from falproxy.wsgi.body import Readable
 from falproxy.wsgi.bridge import LoopThread
 from falproxy.wsgi.call import SyncCall, SyncReply
@@ -84,6 +85,6 @@ class SyncFalProxy(Proxy):
         handoff = Handoff(self._loop.loop)
         scope = environ_scope(method, headers, client)
         exchange = WsgiExchange(scope, handoff, self.config.stream_idle_timeout)
-        served = self._loop.submit(serve_route(self, exchange))
+        served = self._loop.submit(serve_call(serve_route(self, exchange), exchange))
         served.add_done_callback(lambda _: handoff.post(FINISHED))
         return SyncCall(handoff, exchange, served, body, sock).reply()

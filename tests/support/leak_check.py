@@ -107,6 +107,11 @@ def run_aborts(proxy_url: str, fake: httpx.Client, count: int, max_seconds: floa
         return _run_aborts(proxy_url, fake, count, max_seconds)
 
 
+def abort_streams(port: int, count: int, max_seconds: float) -> int:
+    """Abort ``count`` streams through the proxy route on ``port``; how many were aborted."""
+    return asyncio.run(_abort_many(port, "/api/fal/proxy", count, time.monotonic() + max_seconds))
+
+
 def _run_aborts(proxy_url: str, fake: httpx.Client, count: int, max_seconds: float) -> LeakReport:
     port = int(proxy_url.rsplit(":", 1)[1])
     route = "/api/fal/proxy"

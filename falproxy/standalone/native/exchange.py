@@ -23,7 +23,6 @@ from falproxy.core.errors import ClientDisconnected, PayloadTooLarge, RequestTim
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
-from falproxy.relay.exchange import await_relay
 from falproxy.wire.framing import CHUNKED_END, CONTINUE, Framing, chunk
 from falproxy.wire.writer import response_head
 
@@ -284,6 +283,10 @@ class NativeExchange:
         assert task is not None
         self._relay_task, self._relay_record, self._relay_done = task, record, body_done
         try:
-            await await_relay(relay, task, lambda: self._relay_cancelled)
+            await relay
         finally:
             self._relay_task = self._relay_record = self._relay_done = None
+
+    @property
+    def client_left(self) -> bool:
+        return self._relay_cancelled

@@ -45,6 +45,7 @@ from falproxy.core.errors import BadRequest, ProxyError
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
 from falproxy.core.types import ASGIApp, Scope
 from falproxy.proxy import Proxy, serve_http
+from falproxy.relay.exchange import serve_call
 from falproxy.standalone.capacity import PRESSED_HEAD_SECONDS, ConnectionCap, Shed
 from falproxy.standalone.native.app import Served, served_app
 from falproxy.standalone.native.asgi_http import serve_asgi_http
@@ -310,7 +311,9 @@ class NativeHttpProtocol(asyncio.Protocol):
         task.add_done_callback(tasks.discard)
 
     def _scope(self, method: str, version: str) -> Scope:
-        url = httptools.parse_url(self._url)
+        # Any: httptools' stubs say bytes, but a part the URL lacks is None (and compiled
+        # code checks a declared type on every read).
+        url: Any = httptools.parse_url(self._url)
         raw_path: bytes = url.path or b"/"
         path = raw_path.decode("ascii")
         if "%" in path:
@@ -408,7 +411,7 @@ class NativeHttpProtocol(asyncio.Protocol):
     async def _serve(self, exchange: NativeExchange, beside: ASGIApp | None) -> None:
         try:
             if beside is None:
-                await serve_http(self.proxy, exchange)
+                await serve_call(serve_http(self.proxy, exchange), exchange)
             else:
                 await serve_asgi_http(beside, exchange)
         except Exception:
