@@ -20,4 +20,3 @@ def test_the_build_requires_every_runtime_dependency_as_pinned() -> None:
     build = _names(pyproject["build-system"]["requires"])
     assert {name: build.get(name) for name in runtime} == runtime
     assert "mypy" in build and "setuptools" in build
-
