@@ -29,8 +29,11 @@ logger = logging.getLogger("falproxy.config")
 
 # `falproxy serve --config FILE` passes the path to every worker through this variable.
 CONFIG_FILE_ENV = "FALPROXY_CONFIG"
-# Set by `falproxy serve` for its workers, not by users; accepted, never reported unknown.
-INTERNAL_VARIABLES = frozenset({CONFIG_FILE_ENV, "FALPROXY_FAKE_BASE", "FALPROXY_FAKE_SPEED"})
+# Set by `falproxy serve` for its workers, not by users, or read only when the package is
+# built (FALPROXY_COMPILE, setup.py); accepted, never reported unknown.
+INTERNAL_VARIABLES = frozenset(
+    {CONFIG_FILE_ENV, "FALPROXY_FAKE_BASE", "FALPROXY_FAKE_SPEED", "FALPROXY_COMPILE"}
+)
 PREFIX = "FALPROXY_"
 # The key may be written as `credential` (the field) or `fal_key` (its variable's name).
 FILE_KEY_ALIASES = {"fal_key": "credential"}

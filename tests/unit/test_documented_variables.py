@@ -20,6 +20,7 @@ INTERNAL = {
     "FALPROXY_CONFIG": "the config file `falproxy serve --config` passes to its workers",
     "FALPROXY_FAKE_BASE": "where `falproxy serve --fake` tells its workers the fake is served",
     "FALPROXY_FAKE_SPEED": "the fake's speed `falproxy serve --fake-speed` passes to its workers",
+    "FALPROXY_COMPILE": "read by setup.py when the package is built: compile the hot path or not",
 }
 # Names that are wrong on purpose, and where and why.
 MISSPELT_ON_PURPOSE = {
@@ -51,6 +52,7 @@ def test_every_documented_falproxy_variable_exists() -> None:
 def test_each_internal_variable_is_really_read(name: str) -> None:
     assert name in INTERNAL_VARIABLES, f"{name}: the loader would refuse it as unknown"
     sources = "".join(p.read_text() for p in (ROOT / "falproxy").rglob("*.py"))
+    sources += (ROOT / "setup.py").read_text()
     assert f'"{name}"' in sources
 
 
