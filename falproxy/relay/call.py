@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -52,26 +52,39 @@ async def serve_route(proxy: CallServer, exchange: Exchange) -> None:
 
 
 async def serve_proxied(proxy: CallServer, exchange: Exchange, cors: CorsHeaders = ()) -> None:
-    """Admit and relay one call, or answer why not; the call ends in one event."""
+    """Admit and relay one call, or answer why not; the call ends in one event.
+
+    No ``await`` runs inside an ``except`` or ``finally`` block here: mypyc, which compiles
+    this module (setup.py), loses the exception being handled across one, and a refusal
+    raised in admission escaped its ``except``. Handlers only record; the awaits follow.
+    """
     scope = exchange.scope
     method: str = scope["method"]
     call = proxy.calls.open(HTTP, method, scope["headers"])
     record = call.record
+    refusal: Answer | None = None
+    failure: BaseException | None = None
     try:
         incoming = Incoming(HTTP, method, scope["headers"], scope)
         admitted = await proxy.pipeline.admit(incoming, record)
         if isinstance(admitted, Answer):
             record.answer(admitted)
             await exchange.answer(with_cors(admitted, cors))
-            return
-        await _relay(proxy, exchange, admitted, call, cors)
+        else:
+            await _relay(proxy, exchange, admitted, call, cors)
     except ProxyError as exc:
         record.refuse(exc)
-        await exchange.answer(with_cors(Answer.of_error(exc), cors))
+        refusal = with_cors(Answer.of_error(exc), cors)
     except ClientDisconnected:
         record.client_gone()
-    finally:
-        await proxy.calls.close(call)
+    except BaseException as exc:  # cancelled, or a bug: the call still ends in its event
+        failure = exc
+    if refusal is not None:
+        await _finally(exchange.answer(refusal), proxy.calls.close(call))
+        return
+    await proxy.calls.close(call)
+    if failure is not None:
+        raise failure
 
 
 def with_cors(answer: Answer, cors: CorsHeaders) -> Answer:
@@ -89,11 +102,24 @@ def with_cors(answer: Answer, cors: CorsHeaders) -> Answer:
 async def _relay(
     proxy: CallServer, exchange: Exchange, admitted: Admitted, call: Call, cors: CorsHeaders
 ) -> None:
+    sent = _send(proxy, exchange, admitted, call, cors)
+    if admitted.watch is None:
+        await sent
+    else:  # a hold no answer settled is released
+        await _finally(sent, admitted.watch.end())
+
+
+async def _finally(body: Awaitable[None], cleanup: Awaitable[None]) -> None:
+    """``try: await body`` / ``finally: await cleanup``, with no await in a handler
+    (see :func:`serve_proxied`)."""
+    failure: BaseException | None = None
     try:
-        await _send(proxy, exchange, admitted, call, cors)
-    finally:
-        if admitted.watch is not None:  # a hold no answer settled is released
-            await admitted.watch.end()
+        await body
+    except BaseException as exc:
+        failure = exc
+    await cleanup
+    if failure is not None:
+        raise failure
 
 
 async def _send(
