@@ -3,16 +3,14 @@
 Small bodies are read whole before fal is called (:data:`PREFETCH_BYTES`): one that ends,
 stalls or overflows within it is refused or sent whole, never forwarded short. Larger
 bodies stream: the rest follows chunk by chunk, counted, and a body that fails midway
-aborts the upstream call.
+aborts the upstream call (:func:`falproxy.relay.streamed.streamed`, an async generator,
+kept apart because mypyc compiles this module but no async generator).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-from falproxy.core.lifecycle import CallRecord
 
 # Read this much before calling fal (see the module docstring).
 PREFETCH_BYTES = 64 * 1024
@@ -41,14 +39,3 @@ async def prefetch(chunks: AsyncIterator[bytes]) -> Prefetched:
 async def read_all(chunks: AsyncIterator[bytes]) -> bytes:
     """The whole body, for the few small bodies the proxy must inspect (token minting)."""
     return b"".join([chunk async for chunk in chunks])
-
-
-async def streamed(
-    first: bytes, chunks: AsyncIterator[bytes], done: asyncio.Event, record: CallRecord
-) -> AsyncIterator[bytes]:
-    """Relay the body, counting it, and signal its end to the disconnect watcher."""
-    yield first
-    async for chunk in chunks:
-        record.bytes_up += len(chunk)
-        yield chunk
-    done.set()

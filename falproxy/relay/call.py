@@ -25,8 +25,9 @@ from falproxy.core.headers import upstream_request_headers
 from falproxy.core.lifecycle import HTTP, CallRecord, Phase
 from falproxy.core.pipeline import Incoming
 from falproxy.ops.calls import Call, CallLog
-from falproxy.relay.body import Body, prefetch, read_all, streamed
+from falproxy.relay.body import Body, prefetch, read_all
 from falproxy.relay.exchange import Exchange
+from falproxy.relay.streamed import streamed
 from falproxy.relay.upstream import UpstreamClient, build_request, relay
 
 CorsHeaders = Sequence[tuple[bytes, bytes]]

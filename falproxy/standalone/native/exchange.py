@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from falproxy.core.answers import Answer, RawHeaders
 from falproxy.core.body import DEADLINE_DETAIL, BodyClock
-from falproxy.core.errors import ClientDisconnected, PayloadTooLarge, RequestTimeout
+from falproxy.core.errors import ClientDisconnected, RequestTimeout
 from falproxy.core.headers import Headers
 from falproxy.core.lifecycle import CallRecord
 from falproxy.core.types import Scope
+from falproxy.standalone.native.body import body_chunks
 from falproxy.wire.framing import CHUNKED_END, CONTINUE, Framing, chunk
 from falproxy.wire.writer import response_head
 
@@ -139,31 +140,34 @@ class NativeExchange:
 
     # --- Exchange: the request body ------------------------------------------------
 
-    async def body_chunks(self, max_bytes: int, clock: BodyClock) -> AsyncIterator[bytes]:
-        received = 0
-        while True:
-            if self.lost:
-                raise ClientDisconnected()
-            if self.body:
-                data = bytes(self.body)
-                self.body.clear()
-                self._conn.body_drained()
-                received += len(data)
-                if received > max_bytes:
-                    raise PayloadTooLarge()
-                yield data
-                continue
-            if self.body_error is not None:
-                raise self.body_error
-            if self.body_complete:
-                return
-            if self.expect_continue:
-                self.expect_continue = False
-                if not self.response_started:
-                    self._conn.write(CONTINUE)
-            await self._wait_for_body(clock)
+    def body_chunks(self, max_bytes: int, clock: BodyClock) -> AsyncIterator[bytes]:
+        return body_chunks(self, max_bytes, clock)
 
-    async def _wait_for_body(self, clock: BodyClock) -> None:
+    def take_body(self) -> bytes | None:
+        """The body bytes received so far (b"": none yet), or None once the body has ended.
+
+        Raises ``ClientDisconnected`` once the client is gone and the body's framing error
+        if it became unreadable; sends ``100 Continue`` the first time the relay waits.
+        """
+        if self.lost:
+            raise ClientDisconnected()
+        if self.body:
+            data = bytes(self.body)
+            self.body.clear()
+            self._conn.body_drained()
+            return data
+        if self.body_error is not None:
+            raise self.body_error
+        if self.body_complete:
+            return None
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.response_started:
+                self._conn.write(CONTINUE)
+        return b""
+
+    async def wait_for_body(self, clock: BodyClock) -> None:
+        """Until more of the body arrives: 408 once ``clock`` runs out."""
         seconds = clock.next_wait(time.monotonic())
         if seconds <= 0:
             raise RequestTimeout(DEADLINE_DETAIL)

@@ -124,7 +124,11 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._framing = Framing.NONE
         self._left = 0  # Content-Length bytes still to feed
         self._exchange: NativeExchange | None = None
-        self._keep_alive_timer: asyncio.TimerHandle | None = None
+        # Keep-alive: armed once per idle stretch, not per request; when it fires it checks
+        # how long the connection has really been idle (since _idle_since) and re-arms.
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None  # FLUSHING: unread answers
         self._linger_timer: asyncio.TimerHandle | None = None
         self.keeps_alive = True  # False once the server shuts down
         self.write_paused = False
@@ -196,9 +200,6 @@ class NativeHttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state in (Server.LINGER, Server.CLOSED, Server.UPGRADED):
             return  # discarded
-        if self._keep_alive_timer is not None:
-            self._keep_alive_timer.cancel()
-            self._keep_alive_timer = None
         inbox = self._inbox
         if not inbox:
             self._inbox = data  # the usual case: whole requests in one read, no copy
@@ -450,7 +451,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._state.fire(ServerEvent.WRITE_BLOCKED)
             self._pause_reading()
             self._cap.headless(self, self._shed)
-            self._keep_alive_timer = self.loop.call_later(
+            self._flush_timer = self.loop.call_later(
                 self.proxy.config.stream_idle_timeout, self._flush_expired
             )
         else:
@@ -464,9 +465,11 @@ class NativeHttpProtocol(asyncio.Protocol):
         if self._inbox:
             self._advance_safely()
         else:
-            self._keep_alive_timer = self.loop.call_later(
-                self.config.timeout_keep_alive, self._keep_alive_expired
-            )
+            self._idle_since = self.loop.time()
+            if self._idle_timer is None:
+                self._idle_timer = self.loop.call_later(
+                    self.config.timeout_keep_alive, self._keep_alive_expired
+                )
 
     def write(self, data: bytes) -> None:
         if not self.transport.is_closing():
@@ -503,7 +506,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._close()
 
     def _flush_expired(self) -> None:
-        self._keep_alive_timer = None
+        self._flush_timer = None
         if self.state is Server.FLUSHING:
             self.abort()  # the client read nothing of its answer for the idle timeout
 
@@ -535,8 +538,13 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._close()  # like nginx's client_header_timeout: no answer, just close
 
     def _keep_alive_expired(self) -> None:
-        self._keep_alive_timer = None
-        if self.state is Server.IDLE and not self._inbox and not self.transport.is_closing():
+        self._idle_timer = None
+        if self.state is not Server.IDLE or self._inbox or self.transport.is_closing():
+            return  # busy: the next idle stretch arms the timer again
+        left = self._idle_since + self.config.timeout_keep_alive - self.loop.time()
+        if left > 0:  # requests came and went since it was armed
+            self._idle_timer = self.loop.call_later(left, self._keep_alive_expired)
+        else:
             self._close()
 
     def _linger(self) -> None:
@@ -553,10 +561,10 @@ class NativeHttpProtocol(asyncio.Protocol):
             transport.close()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._keep_alive_timer, self._linger_timer):
+        for timer in (self._idle_timer, self._flush_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        self._keep_alive_timer = self._linger_timer = None
+        self._idle_timer = self._flush_timer = self._linger_timer = None
 
     def _wake_drain(self) -> None:
         drained, self._drained = self._drained, None
