@@ -114,10 +114,16 @@ def _message_bytes(message: Any) -> Iterator[bytes]:
 
 
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on", **uvicorn_options: Any) -> Iterator[str]:
-    """Serve an ASGI app on a free loopback port, scanned for the key; yields its base URL."""
+def serve(
+    app: Any, *, lifespan: str = "on", scanned: bool = True, **uvicorn_options: Any
+) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port, scanned for the key; yields its base URL.
+
+    ``scanned=False`` serves the app as given: the native protocol (``http=``) serves a
+    FalProxy only, not the scanning middleware around it.
+    """
     config = uvicorn.Config(
-        ScanForKey(app),
+        ScanForKey(app) if scanned else app,
         host="127.0.0.1",
         port=0,
         lifespan=lifespan,

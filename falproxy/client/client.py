@@ -177,11 +177,13 @@ class LeanClient:
         if pool is None:
             settings = self.settings
             pool = self._pool = Pool(
-                max_idle=settings.max_idle, idle_seconds=settings.keepalive_idle
+                asyncio.get_running_loop(),
+                max_idle=settings.max_idle,
+                idle_seconds=settings.keepalive_idle,
             )
         # One deadline for connecting, sending and the response head; checked where the
         # call waits (cheaper per call than an asyncio.timeout scope).
-        deadline = asyncio.get_running_loop().time() + head_timeout
+        deadline = pool.loop.time() + head_timeout
         phase = "connecting to"
         try:
             for attempt in (0, 1):
@@ -228,7 +230,7 @@ class LeanClient:
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + self.connect_timeout)):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(origin),
+                    lambda: UpstreamConnection(origin, loop),
                     target.host,
                     target.port,
                     ssl=tls,
@@ -302,7 +304,7 @@ class LeanClient:
                     raise _Unanswered(unsent=conn.sent == 0) from None
                 raise self._broken(conn) from None
             conn.close()  # an early answer (say 413) is still relayed, on a spent connection
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         while not conn.head_done:
             if conn.error is not None:
                 raise self._broken(conn)

@@ -44,15 +44,18 @@ class _Stop(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """Transport plus the state of the response being read on it."""
 
-    def __init__(self, origin: tuple[str, str, int]) -> None:
+    def __init__(self, origin: tuple[str, str, int], loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.machine: Machine[Client, ClientEvent] = client_machine()
         self.reused = False  # carried an earlier request (so a failure may be a stale one)
         self.sent = 0  # bytes of the current request handed to the transport
         self.on_lost: Callable[[UpstreamConnection], None] | None = None  # set by the pool
         self.on_gone: Callable[[UpstreamConnection], None] | None = None  # set by the client
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None  # the pool's, while armed
+        self.idle_since = 0.0  # when the pool last took it back
+        self.pooled = False  # idle in the pool
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -246,7 +249,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def wait(self, timeout: float | None) -> None:
         """Until something arrives or the connection ends; ``TimeoutError`` after ``timeout``."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         waiter = self._waiter = loop.create_future()
         timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
@@ -265,7 +268,7 @@ class UpstreamConnection(asyncio.Protocol):
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
         if self._write_paused and not self.lost:
-            self._drain = asyncio.get_running_loop().create_future()
+            self._drain = self.loop.create_future()
             try:
                 await self._drain
             finally:

@@ -5,6 +5,10 @@ A connection enters the pool only after a complete, well-framed response with ke
 (:attr:`UpstreamConnection.usable`). While idle it is closed after ``idle_seconds``; if
 the upstream closes it first, ``connection_lost`` takes it out at once, and
 :meth:`Pool.take` checks it again before handing it out.
+
+The idle timer is armed when a connection first enters the pool and left running while
+it is taken and put back: when it fires it measures the connection's idle time since its
+last return and re-arms for the rest, so a busy connection costs no timer per call.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from falproxy.client.request import Origin
 class Pool:
     """Idle connections per ``(scheme, host, port)``, at most ``max_idle`` in all."""
 
-    def __init__(self, *, max_idle: int, idle_seconds: float) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, max_idle: int, idle_seconds: float
+    ) -> None:
+        self.loop = loop
         self._idle: dict[Origin, list[UpstreamConnection]] = {}
         self._count = 0
         self.max_idle = max_idle
@@ -48,9 +55,10 @@ class Pool:
         self._idle.setdefault(conn.origin, []).append(conn)
         self._count += 1
         conn.on_lost = self._discard
-        conn.idle_timer = asyncio.get_running_loop().call_later(
-            self.idle_seconds, self._expire, conn
-        )
+        conn.pooled = True
+        conn.idle_since = self.loop.time()
+        if conn.idle_timer is None:
+            conn.idle_timer = self.loop.call_later(self.idle_seconds, self._expire, conn)
 
     def close_all(self) -> None:
         for stack in list(self._idle.values()):
@@ -62,9 +70,7 @@ class Pool:
     def _leave(self, conn: UpstreamConnection) -> None:
         self._count -= 1
         conn.on_lost = None
-        if conn.idle_timer is not None:
-            conn.idle_timer.cancel()
-            conn.idle_timer = None
+        conn.pooled = False  # its idle timer runs on (see the module docstring)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         stack = self._idle.get(conn.origin)
@@ -76,5 +82,11 @@ class Pool:
 
     def _expire(self, conn: UpstreamConnection) -> None:
         conn.idle_timer = None
+        if not conn.pooled:
+            return  # in use (or closed): armed again when it comes back
+        left = conn.idle_since + self.idle_seconds - self.loop.time()
+        if left > 0:
+            conn.idle_timer = self.loop.call_later(left, self._expire, conn)
+            return
         self._discard(conn)
         conn.close()

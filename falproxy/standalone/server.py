@@ -25,6 +25,7 @@ from falproxy.core.keys import FAKE_CREDENTIAL_VALUE
 from falproxy.core.pipeline import route_path
 from falproxy.core.types import ASGIApp, Receive, Scope, Send
 from falproxy.ops.shutdown import chain_drain_on_exit_signals
+from falproxy.standalone.heap import settle_heap
 
 FAKE_PREFIX = "/_fake"
 # Set by `falproxy serve --fake` for its workers: the loopback base URL they call themselves
@@ -108,6 +109,7 @@ def app_from_env(env: Mapping[str, str] | None = None) -> ASGIApp:
         logger.warning(notice)
     app = build_app(config_from_sources(env))
     chain_drain_on_exit_signals()
+    settle_heap()
     return app
 
 
@@ -122,4 +124,5 @@ def fake_app_from_env(env: Mapping[str, str] | None = None) -> ASGIApp:
     speed = float(env.get(FAKE_SPEED_ENV) or 1.0)
     app = build_app(config_from_sources(env), fake_base=fake_base, fake_speed=speed)
     chain_drain_on_exit_signals()
+    settle_heap()
     return app

@@ -128,6 +128,23 @@ async def test_an_idle_connection_the_server_closed_is_dropped_and_never_used() 
         await lean.aclose()
 
 
+async def test_a_pooled_connection_expires_after_idling_not_after_its_first_use() -> None:
+    """The pool's idle timer runs on while a connection is in use and, when it fires,
+    measures the idleness since the connection came back: one reused every 0.15 s outlives
+    several 0.4 s idle periods, then expires once left alone."""
+    with scripted_upstream(always(OK)) as upstream:
+        lean = client(keepalive_idle=0.4)
+        for _ in range(8):  # 1.2 s of calls on the same connection
+            await fetch(lean, url(upstream))
+            assert lean.open_connections == 1
+            await asyncio.sleep(0.15)
+        assert upstream.connections == 1
+        came_back = time.monotonic()
+        await wait_until(lambda: lean.open_connections == 0)
+        assert time.monotonic() - came_back >= 0.2
+        await lean.aclose()
+
+
 async def test_idle_pooled_connections_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     with scripted_upstream(always(OK)) as upstream:
         lean = client(keepalive_idle=0.2)

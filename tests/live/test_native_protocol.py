@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import signal
 import socket
 import threading
@@ -25,7 +26,10 @@ import pytest
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from falproxy.asgi.app import FalProxy
 from falproxy.core.head import MAX_REQUEST_HEAD_BYTES
+from falproxy.standalone.native import NativeHttpProtocol
+from tests.conftest import proxy_config, serve
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.live import head, open_socket, parse_response, status_of, wait_until
 from tests.support.ports import free_port
@@ -132,6 +136,37 @@ def test_pipelined_requests_are_answered_in_order(native: str) -> None:
         answers = read_responses(sock, 3)
     bodies = [json.loads(str(body_of(raw)["body"])) for raw in answers]
     assert bodies == [{"i": index} for index in range(3)]
+
+
+def test_keep_alive_closes_a_connection_idle_for_the_timeout_not_a_busy_one(
+    fake_url: str,
+) -> None:
+    """The keep-alive timer is armed once per idle stretch (not per request) and, when it
+    fires, measures the idleness since the last answer: a connection with a request every
+    0.2 s outlives three 0.6 s timeouts; one left idle is closed after one."""
+    app = FalProxy(proxy_config(fake_url))
+    options = {"http": NativeHttpProtocol, "timeout_keep_alive": 0.6}  # a float: embedders do
+    with (
+        serve(app, scanned=False, **options) as base,
+        open_socket(base) as busy,
+        open_socket(base) as idle,
+    ):
+        for sock in (busy, idle):
+            sock.sendall(echo(b"{}"))
+            (raw,) = read_responses(sock, 1)
+            assert status_of(raw) == 200
+        answered = time.monotonic()
+        idle_closed_after = None
+        for _ in range(10):  # 2 s of calls on `busy`, 0.2 s apart
+            time.sleep(0.2)
+            busy.sendall(echo(b"{}"))
+            (raw,) = read_responses(busy, 1)
+            assert status_of(raw) == 200
+            readable, _, _ = select.select([idle], [], [], 0)
+            if readable and idle_closed_after is None:
+                assert idle.recv(1) == b""  # closed by the server, nothing sent
+                idle_closed_after = time.monotonic() - answered
+        assert idle_closed_after is not None and 0.5 < idle_closed_after < 1.5
 
 
 CHUNKED_POST = head(

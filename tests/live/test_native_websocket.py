@@ -23,14 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.sync.server import serve as serve_ws
 
 from falproxy import FalProxy
 from falproxy.standalone.native import NativeHttpProtocol
-from tests.conftest import proxy_config
+from tests.conftest import proxy_config, serve
 from tests.support.live import open_socket
 from tests.support.ports import free_port
 from tests.support.procs import falproxy_serve, proxy_env
@@ -287,26 +286,9 @@ def _handshake_only(base: str) -> socket.socket:
 def quick_pings(fake_url: str) -> Iterator[str]:
     """The native protocol in-process, pinging clients every 0.3 s (uvicorn's ws_ping_*)."""
     app = FalProxy(proxy_config(fake_url))
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        http=NativeHttpProtocol,
-        ws_ping_interval=PING,
-        ws_ping_timeout=PING,
-        log_level="warning",
-        log_config=None,
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "uvicorn failed to start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    options = {"ws_ping_interval": PING, "ws_ping_timeout": PING}
+    with serve(app, scanned=False, http=NativeHttpProtocol, **options) as base:
+        yield base
 
 
 PING = 0.3

@@ -283,7 +283,7 @@ class NativeExchange:
             relay.close()
             record.client_gone()
             return
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._conn.loop)  # with the loop: no lookup of it
         assert task is not None
         self._relay_task, self._relay_record, self._relay_done = task, record, body_done
         try:

@@ -105,6 +105,10 @@ class NativeHttpProtocol(asyncio.Protocol):
         if served is None:
             served = _SERVED[config] = served_app(config.loaded_app)
         self.config = config
+        # Read untyped: uvicorn annotates it int, but embedders pass seconds as floats, and
+        # compiled code (setup.py) checks a declared type on every read.
+        uvicorn_config: Any = config
+        self._keep_alive_seconds = float(uvicorn_config.timeout_keep_alive)
         self.proxy: Proxy = served.proxy
         self._hands_over: Callable[[Scope], bool] | None = served.hands_over
         self._beside: ASGIApp | None = served.beside
@@ -468,7 +472,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._idle_since = self.loop.time()
             if self._idle_timer is None:
                 self._idle_timer = self.loop.call_later(
-                    self.config.timeout_keep_alive, self._keep_alive_expired
+                    self._keep_alive_seconds, self._keep_alive_expired
                 )
 
     def write(self, data: bytes) -> None:
@@ -541,7 +545,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._idle_timer = None
         if self.state is not Server.IDLE or self._inbox or self.transport.is_closing():
             return  # busy: the next idle stretch arms the timer again
-        left = self._idle_since + self.config.timeout_keep_alive - self.loop.time()
+        left = self._idle_since + self._keep_alive_seconds - self.loop.time()
         if left > 0:  # requests came and went since it was armed
             self._idle_timer = self.loop.call_later(left, self._keep_alive_expired)
         else:
