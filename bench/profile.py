@@ -42,6 +42,12 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="sample C frames too (py-spy --native, which pauses the proxy at each sample): "
+        "the compiled hot path shows up by name",
+    )
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
@@ -95,7 +101,8 @@ def profile(args: argparse.Namespace, procs: h.Processes, tmp: Path, pyspy: str)
             str(RATE_HZ),
             "--format",
             "raw",
-            "--nonblocking",
+            # --native samples C stacks, which py-spy can only read from a paused process.
+            *(["--native"] if args.native else ["--nonblocking"]),
             "--duration",
             str(round(args.seconds)),
             "--output",

@@ -70,9 +70,10 @@ SSE_EVENTS = 10
 SSE_INTERVAL = 0.02
 # Each also runs a "_tls" twin. falproxy is `falproxy serve` (its default, native front
 # end); falproxy_asgi is `falproxy serve --server asgi` (the ASGI app under uvicorn); fastapi
-# is examples/fastapi_app.py under uvicorn: falproxy mounted in an app, as most users run it.
-PROXIES = ("falproxy", "falproxy_asgi", "fastapi", "pyraw", "nginx", "node")
-FALPROXIES = ("falproxy", "falproxy_asgi", "fastapi")
+# is examples/fastapi_app.py under uvicorn: falproxy mounted in an app, as most users run it;
+# flask is examples/flask_app.py under gunicorn's gthread worker, by its documented command.
+PROXIES = ("falproxy", "falproxy_asgi", "fastapi", "flask", "pyraw", "nginx", "node")
+FALPROXIES = ("falproxy", "falproxy_asgi", "fastapi", "flask")
 REPO = HERE.parent
 
 
@@ -175,6 +176,7 @@ def start_all(
             procs, ports, 1, h.PROXY_CORE, logs, tls_ca=ca, server="asgi"
         )
         running[f"fastapi{suffix}"] = start_fastapi(procs, ports, logs, tls_ca=ca)
+        running[f"flask{suffix}"] = start_flask(procs, ports, logs, tls_ca=ca)
         running[f"node{suffix}"] = start_node(
             procs, ports[f"node{suffix}"], queue, pystub, modules, logs, ca
         )
@@ -287,10 +289,7 @@ def start_fastapi(
     """examples/fastapi_app.py by its documented command (`uvicorn examples.fastapi_app:app`),
     settings from the environment, on the plain or the TLS stub."""
     suffix = "_tls" if tls_ca else ""
-    env = falproxy_env(ports, tls_ca)
-    queue = queue_base(ports, tls_upstream=tls_ca is not None)
-    env["FALPROXY_UPSTREAMS"] = f"queue.fal.run={queue},fal.run=http://127.0.0.1:{ports['pystub']}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = mounted_env(ports, tls_ca)
     argv = [
         sys.executable,
         "-m",
@@ -303,6 +302,28 @@ def start_fastapi(
         "--no-access-log",
     ]
     return procs.start(h.PROXY_CORE, argv, env=env, log_path=logs / f"fastapi{suffix}.log")
+
+
+def start_flask(
+    procs: h.Processes, ports: dict[str, int], logs: Path, tls_ca: Path | None = None
+) -> Any:
+    """examples/flask_app.py by its documented command (`gunicorn --worker-class gthread
+    --threads 4 examples.flask_app:app`), one worker, settings from the environment."""
+    suffix = "_tls" if tls_ca else ""
+    env = mounted_env(ports, tls_ca)
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "4"]
+    argv += ["--bind", f"127.0.0.1:{ports[f'flask{suffix}']}", "--log-level", "warning"]
+    argv.append("examples.flask_app:app")
+    return procs.start(h.PROXY_CORE, argv, env=env, log_path=logs / f"flask{suffix}.log")
+
+
+def mounted_env(ports: dict[str, int], tls_ca: Path | None) -> dict[str, str]:
+    """The environment of an example app: falproxy's settings, the stubs as fal, the repo."""
+    env = falproxy_env(ports, tls_ca)
+    queue = queue_base(ports, tls_upstream=tls_ca is not None)
+    env["FALPROXY_UPSTREAMS"] = f"queue.fal.run={queue},fal.run=http://127.0.0.1:{ports['pystub']}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
 
 
 def targets(ports: dict[str, int], *, tls_upstream: bool = False) -> dict[str, dict[str, Any]]:

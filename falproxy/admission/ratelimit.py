@@ -26,16 +26,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import limits
-import limits.errors
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from typing import TYPE_CHECKING
 
 from falproxy.core.client_address import DEFAULT_IPV6_PREFIX, budget_key
 from falproxy.core.errors import ConfigError, LimiterUnavailable, RateLimited
 from falproxy.core.policy import alias_matcher, compile_glob
 from falproxy.core.rate_rules import Per, RateLimit
+
+if TYPE_CHECKING:  # imported where a limiter is built: 4.5 MB of RSS a proxy without
+    # rate limits does not need (docs/performance.md)
+    import limits
+    from limits.aio.storage import Storage
 
 logger = logging.getLogger("falproxy.admission.ratelimit")
 
@@ -75,6 +76,9 @@ class RateLimiter:
         namespace: str = "",
         ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
+        import limits
+        from limits.aio.strategies import FixedWindowRateLimiter
+
         self.storage = _storage(storage_url)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.fail_open = fail_open
@@ -178,6 +182,9 @@ def subject(per: Per, identity: str | None, address: str) -> str:
 
 
 def _storage(url: str | None) -> Storage:
+    import limits.errors
+    from limits.aio.storage import MemoryStorage, RedisStorage
+
     if not url:
         return MemoryStorage()
     try:

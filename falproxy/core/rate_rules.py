@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-import limits
-
 from falproxy.core.policy import compile_glob
 
 Per = Literal["identity", "address", "global"]
@@ -33,6 +31,8 @@ class RateLimit:
     cost: int = 1
 
     def __post_init__(self) -> None:
+        import limits  # here, not at the top: see admission/ratelimit.py
+
         limits.parse(self.limit)  # ValueError for bad syntax
         compile_glob(self.endpoints)
         if self.per not in PER_CHOICES:
@@ -116,6 +116,8 @@ def is_single_rate(text: str) -> bool:
 
     ``limits.parse`` would silently take the first of several, so they are counted here.
     """
+    import limits
+
     try:
         items = limits.parse_many(text)
     except ValueError:
