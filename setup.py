@@ -2,15 +2,16 @@
 
 The modules every proxied HTTP call runs through are compiled to C extensions with mypyc
 (from their type annotations; no separate source), which serves about 1.2-1.45x the
-requests per CPU-second of the same code interpreted (bench/results.md). The Python
-sources ship beside them and are the fallback.
+requests per CPU-second of the same code interpreted (bench/compiled_ab_results.md). The
+Python sources ship beside them and are the fallback.
 
 ``FALPROXY_COMPILE`` chooses, at build time:
 
-* ``auto`` (default): compile; if the C compiler fails (none installed), warn and build
-  pure Python, so ``pip install .`` works everywhere;
+* ``auto`` (default): compile; if no C compiler with the Python headers works, warn and
+  build pure Python, so ``pip install .`` works everywhere. An editable install
+  (``pip install -e .``) stays pure Python: scripts/compile builds in place when wanted;
 * ``1``: compile or fail the build (the Dockerfile, CI);
-* ``0``: pure Python (editable development installs: scripts/test compiles in place).
+* ``0``: pure Python.
 
 ``falproxy --version`` says which one is installed.
 """
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import setup
-from setuptools.command.build_ext import build_ext
 
 # The per-call hot path; the rest (configuration, CLI, fake fal, WebSocket relay, hooks)
 # runs once per process or per socket and stays interpreted. Left out too: modules with
@@ -67,51 +67,47 @@ if MODE not in ("auto", "1", "0"):
     sys.exit(f"FALPROXY_COMPILE must be auto, 1 or 0, not {MODE!r}")
 
 
-class OptionalBuildExt(build_ext):
-    """``build_ext`` that, in ``auto`` mode, builds pure Python when no C compiler works.
+# Commands that build the package; the others (metadata, sdist) need no compiling.
+BUILDING = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 
-    The compiler is tried once, on a file that includes ``Python.h``, before anything is
-    built: a half-built set of modules would fail at import, which is worse than none.
+
+def compiler_works() -> bool:
+    """Whether a C file that includes ``Python.h`` compiles here (CC, the headers).
+
+    Tried before anything is built: a half-built set of modules would fail at import,
+    which is worse than none; and a pure build must be known before the wheel is named.
     """
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler, get_python_inc
 
-    def run(self) -> None:
-        if MODE == "auto" and self.extensions and not self._compiler_works():
-            self.warn(
-                "falproxy: no working C compiler and Python headers; installing pure "
-                "Python, which serves fewer requests per CPU-second. Install gcc and the "
-                "Python headers, or set FALPROXY_COMPILE=1 to make this an error."
-            )
-            self.extensions = []
-            return
-        super().run()
-
-    def _compiler_works(self) -> bool:
-        from setuptools._distutils.ccompiler import new_compiler
-        from setuptools._distutils.sysconfig import customize_compiler, get_python_inc
-
-        compiler = new_compiler()
-        customize_compiler(compiler)
-        with tempfile.TemporaryDirectory() as folder:
-            probe = Path(folder) / "probe.c"
-            probe.write_text("#include <Python.h>\nint falproxy_probe(void) { return 0; }\n")
-            try:
-                compiler.compile([str(probe)], output_dir=folder, include_dirs=[get_python_inc()])
-            except Exception:  # CompileError, or the compiler program is missing
-                return False
-        return True
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe.c"
+        probe.write_text("#include <Python.h>\nint falproxy_probe(void) { return 0; }\n")
+        try:
+            compiler.compile([str(probe)], output_dir=folder, include_dirs=[get_python_inc()])
+        except Exception:  # CompileError, or the compiler program is missing
+            return False
+    return True
 
 
 def extensions() -> list[Any]:
-    if MODE == "0":
+    if MODE == "0" or not BUILDING.intersection(sys.argv[1:]):
         return []
-    try:
-        from mypyc.build import mypycify
-    except ImportError:
-        if MODE == "1":
-            raise
-        print("falproxy: mypyc is not available; building pure Python", file=sys.stderr)
+    if MODE == "auto" and "editable_wheel" in sys.argv:
+        return []  # `pip install -e .` is for editing: compiled modules would shadow edits
+    if MODE == "auto" and not compiler_works():
+        print(
+            "falproxy: no working C compiler and Python headers; installing pure Python, "
+            "which serves fewer requests per CPU-second. Install gcc and the Python headers, "
+            "or set FALPROXY_COMPILE=1 to make this an error.",
+            file=sys.stderr,
+        )
         return []
+    from mypyc.build import mypycify  # a build requirement (pyproject.toml)
+
     return list(mypycify(COMPILED, opt_level="3", group_name="falproxy.compiled"))
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=extensions())

@@ -280,7 +280,9 @@ def _targets_21(results: dict[str, Any]) -> list[str]:
             f"{first:+.2f} ms, {s[f]['events']}/{s[f]['expected']} events, "
             f"max lag {s[f]['lag_max_ms']:.2f} ms vs {s[c]['lag_max_ms']:.2f} ms",
         ),
-        ("WebSocket echo ≥ 0.8× straight", ws_ratio >= 0.8, f"{ws_ratio:.2f}×"),
+        # Not a target of issue 21: 8 sockets with one message in flight measure the load
+        # generator's round trips, not a relay's cost (its targets: bench/ws_frames.py).
+        ("WebSocket echo, × straight", None, f"{ws_ratio:.2f}×"),
         (
             "idle RSS ≤ 40 MB",
             results["idle_rss_kb"][f] <= 40 * 1024,
