@@ -51,11 +51,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.machine: Machine[Client, ClientEvent] = client_machine()
         self.reused = False  # carried an earlier request (so a failure may be a stale one)
         self.sent = 0  # bytes of the current request handed to the transport
-        self.on_lost: Callable[[UpstreamConnection], None] | None = None  # set by the pool
+        # Set by the pool while the connection is idle there, and only then.
+        self.on_lost: Callable[[UpstreamConnection], None] | None = None
         self.on_gone: Callable[[UpstreamConnection], None] | None = None  # set by the client
         self.idle_timer: asyncio.TimerHandle | None = None  # the pool's, while armed
         self.idle_since = 0.0  # when the pool last took it back
-        self.pooled = False  # idle in the pool
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None

@@ -54,8 +54,7 @@ class Pool:
         conn.recycle()
         self._idle.setdefault(conn.origin, []).append(conn)
         self._count += 1
-        conn.on_lost = self._discard
-        conn.pooled = True
+        conn.on_lost = self._discard  # set only while it is idle here
         conn.idle_since = self.loop.time()
         if conn.idle_timer is None:
             conn.idle_timer = self.loop.call_later(self.idle_seconds, self._expire, conn)
@@ -69,8 +68,7 @@ class Pool:
 
     def _leave(self, conn: UpstreamConnection) -> None:
         self._count -= 1
-        conn.on_lost = None
-        conn.pooled = False  # its idle timer runs on (see the module docstring)
+        conn.on_lost = None  # its idle timer runs on (see the module docstring)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         stack = self._idle.get(conn.origin)
@@ -82,7 +80,7 @@ class Pool:
 
     def _expire(self, conn: UpstreamConnection) -> None:
         conn.idle_timer = None
-        if not conn.pooled:
+        if conn.on_lost is None:
             return  # in use (or closed): armed again when it comes back
         left = conn.idle_since + self.idle_seconds - self.loop.time()
         if left > 0:

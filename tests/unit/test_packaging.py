@@ -4,7 +4,10 @@ against their imports, so pyproject's build requirements carry every runtime dep
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -50,3 +53,18 @@ def test_no_compiled_module_awaits_inside_except_or_finally() -> None:
 def test_the_check_finds_an_await_in_a_finally_block() -> None:
     source = "async def f(x):\n    try:\n        pass\n    finally:\n        await x\n"
     assert _awaits_in_handlers(source) == [5]
+
+
+def test_an_unknown_compile_mode_stops_the_build_naming_the_choices() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["FALPROXY_COMPILE"] = "yes"
+    result = subprocess.run(
+        [sys.executable, "setup.py", "--name"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "FALPROXY_COMPILE must be auto, 1 or 0, not 'yes'" in result.stderr
